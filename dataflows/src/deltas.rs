@@ -1,0 +1,275 @@
+//! `temperature_deltas`: for each temperature reading after a room's first, the change since the
+//! room's previous reading in event-time order.
+//!
+//! A reading that arrives out of order (within the lateness) is inserted where it belongs: the
+//! delta of its successor is retracted and replaced, and its own delta is added, exactly as if the
+//! readings had arrived in order. Each room keeps only the readings that can still gain a new
+//! neighbour (those inside the lateness horizon) plus the newest reading before it, which is the
+//! predecessor of anything that may still arrive; older readings are released without retracting
+//! anything, since their deltas are final.
+
+use std::collections::{BTreeMap, HashMap};
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::{AsCollection, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+use crate::horizon::{Horizon, Time};
+use crate::reading::{EventTime, Fixed, Name, Reading};
+
+/// The change of a room's temperature between two consecutive readings.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TemperatureDelta {
+    /// The room.
+    pub room: Name,
+    /// Event time of this reading.
+    pub ts: EventTime,
+    /// Event time of the room's previous reading.
+    pub prev_ts: EventTime,
+    /// This reading's value.
+    pub value: Fixed,
+    /// The previous reading's value.
+    pub prev_value: Fixed,
+}
+
+impl TemperatureDelta {
+    /// `value - prev_value`.
+    pub fn delta(&self) -> Fixed {
+        Fixed(self.value.0 - self.prev_value.0)
+    }
+}
+
+/// One room's temperature readings that can still matter, by event time.
+///
+/// A room reports one temperature per millisecond: when two readings share a timestamp, the
+/// greater value stands for that instant (an order-independent choice; both still count in the
+/// averages).
+#[derive(Default, Debug)]
+pub struct RoomSeries {
+    readings: BTreeMap<EventTime, Fixed>,
+}
+
+impl RoomSeries {
+    fn delta(room: &Name, (ts, value): (EventTime, Fixed), prev: (EventTime, Fixed)) -> TemperatureDelta {
+        TemperatureDelta {
+            room: room.clone(),
+            ts,
+            prev_ts: prev.0,
+            value,
+            prev_value: prev.1,
+        }
+    }
+
+    /// Inserts a reading and pushes the resulting changes of the room's deltas onto `changes`.
+    pub fn insert(
+        &mut self,
+        room: &Name,
+        ts: EventTime,
+        value: Fixed,
+        changes: &mut Vec<(TemperatureDelta, isize)>,
+    ) {
+        let replaced = match self.readings.get(&ts).copied() {
+            Some(existing) if existing >= value => return,
+            existing => existing,
+        };
+        let prev = self.readings.range(..ts).next_back().map(|(&t, &v)| (t, v));
+        let next = self
+            .readings
+            .range(ts.saturating_add(1)..)
+            .next()
+            .map(|(&t, &v)| (t, v));
+        if let Some(prev) = prev {
+            if let Some(old) = replaced {
+                changes.push((Self::delta(room, (ts, old), prev), -1));
+            }
+            changes.push((Self::delta(room, (ts, value), prev), 1));
+        }
+        if let Some(next) = next {
+            // The successor's predecessor was the replaced value at `ts`, or else `prev`.
+            let old_prev = replaced.map(|old| (ts, old)).or(prev);
+            if let Some(old_prev) = old_prev {
+                changes.push((Self::delta(room, next, old_prev), -1));
+            }
+            changes.push((Self::delta(room, next, (ts, value)), 1));
+        }
+        self.readings.insert(ts, value);
+    }
+
+    /// Releases readings older than `settled_before`, keeping the newest of them as the
+    /// predecessor of whatever may still arrive.
+    pub fn release(&mut self, settled_before: EventTime) {
+        let mut kept = self.readings.split_off(&settled_before);
+        if let Some((ts, value)) = self.readings.pop_last() {
+            kept.insert(ts, value);
+        }
+        self.readings = kept;
+    }
+
+    /// Readings held.
+    pub fn len(&self) -> usize {
+        self.readings.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty()
+    }
+}
+
+/// For each temperature reading after a room's first, its delta from the room's previous reading.
+///
+/// Readings are routed to workers by room and applied in dataflow-time order once the input
+/// frontier has passed their time, so the collection at each time reflects exactly the readings
+/// stamped up to that time.
+pub fn temperature_deltas<'s>(
+    readings: VecCollection<'s, Time, Reading>,
+    horizon: Horizon,
+) -> VecCollection<'s, Time, TemperatureDelta> {
+    let route = Exchange::new(|(reading, _, _): &(Reading, Time, isize)| reading.room.hashed());
+    readings
+        .filter(Reading::is_temperature)
+        .inner
+        .unary_frontier(route, "TemperatureDeltas", move |_, _| {
+            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<(Name, EventTime, Fixed)>)> =
+                BTreeMap::new();
+            let mut rooms: HashMap<Name, RoomSeries> = HashMap::new();
+            let mut changes = Vec::new();
+            let mut released_up_to = EventTime::MIN;
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, containers| {
+                    for container in containers {
+                        for (reading, time, diff) in container.drain(..) {
+                            // Readings are only ever inserted; a retraction would be a bug upstream.
+                            debug_assert!(diff > 0, "readings are insert-only");
+                            pending
+                                .entry(time)
+                                .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()))
+                                .1
+                                .push((reading.room, reading.ts, reading.value));
+                        }
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (capability, batch) = entry.remove();
+                    let time = *capability.time();
+                    for (room, ts, value) in batch {
+                        rooms.entry(room.clone()).or_default().insert(&room, ts, value, &mut changes);
+                    }
+                    consolidate(&mut changes);
+                    output
+                        .session(&capability)
+                        .give_iterator(changes.drain(..).map(|(delta, diff)| (delta, time, diff)));
+                }
+                // Release settled readings now and then: it only bounds memory, so it need not
+                // run at every frontier step.
+                let settled = horizon.settled_before(frontier.frontier().first().copied());
+                if settled != EventTime::MAX
+                    && settled.saturating_sub(released_up_to) >= horizon.lateness_ms.max(horizon.tick_ms)
+                {
+                    for series in rooms.values_mut() {
+                        series.release(settled);
+                    }
+                    released_up_to = settled;
+                }
+            }
+        })
+        .as_collection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(ts: i64, prev_ts: i64, value: i64, prev_value: i64) -> TemperatureDelta {
+        TemperatureDelta {
+            room: "r".into(),
+            ts,
+            prev_ts,
+            value: Fixed(value),
+            prev_value: Fixed(prev_value),
+        }
+    }
+
+    #[test]
+    fn insertion_between_two_readings_replaces_the_successors_delta() {
+        let room: Name = "r".into();
+        let mut series = RoomSeries::default();
+        let mut changes = Vec::new();
+        series.insert(&room, 10, Fixed(100), &mut changes);
+        assert!(changes.is_empty(), "a room's first reading has no delta");
+        series.insert(&room, 30, Fixed(130), &mut changes);
+        assert_eq!(changes, vec![(delta(30, 10, 130, 100), 1)]);
+        changes.clear();
+        series.insert(&room, 20, Fixed(90), &mut changes);
+        assert_eq!(
+            changes,
+            vec![
+                (delta(20, 10, 90, 100), 1),
+                (delta(30, 10, 130, 100), -1),
+                (delta(30, 20, 130, 90), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_first_reading_gives_the_old_first_a_delta() {
+        let room: Name = "r".into();
+        let mut series = RoomSeries::default();
+        let mut changes = Vec::new();
+        series.insert(&room, 10, Fixed(100), &mut changes);
+        series.insert(&room, 5, Fixed(70), &mut changes);
+        assert_eq!(changes, vec![(delta(10, 5, 100, 70), 1)]);
+    }
+
+    #[test]
+    fn equal_timestamps_keep_the_greater_value() {
+        let room: Name = "r".into();
+        let mut series = RoomSeries::default();
+        let mut changes = Vec::new();
+        series.insert(&room, 10, Fixed(100), &mut changes);
+        series.insert(&room, 20, Fixed(200), &mut changes);
+        series.insert(&room, 30, Fixed(300), &mut changes);
+        changes.clear();
+        series.insert(&room, 20, Fixed(150), &mut changes);
+        assert!(changes.is_empty(), "a smaller duplicate changes nothing");
+        series.insert(&room, 20, Fixed(250), &mut changes);
+        assert_eq!(
+            changes,
+            vec![
+                (delta(20, 10, 200, 100), -1),
+                (delta(20, 10, 250, 100), 1),
+                (delta(30, 20, 300, 200), -1),
+                (delta(30, 20, 300, 250), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn release_keeps_the_predecessor_of_what_may_still_arrive() {
+        let room: Name = "r".into();
+        let mut series = RoomSeries::default();
+        let mut changes = Vec::new();
+        for ts in [10, 20, 30, 40] {
+            series.insert(&room, ts, Fixed(ts), &mut changes);
+        }
+        series.release(35);
+        assert_eq!(series.len(), 2, "30 (predecessor) and 40 remain");
+        changes.clear();
+        series.insert(&room, 36, Fixed(0), &mut changes);
+        assert_eq!(
+            changes,
+            vec![
+                (delta(36, 30, 0, 30), 1),
+                (delta(40, 30, 40, 30), -1),
+                (delta(40, 36, 40, 0), 1),
+            ]
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! roomflow's pure computations: per-room averages, windowed averages and temperature deltas, as
+//! differential collections updated incrementally. Nothing here reads files, talks to Kafka or
+//! writes to a database: inputs are collections of [`Reading`]s and outputs are collections that
+//! sinks elsewhere consume, so every computation is tested with in-memory inputs.
+//!
+//! What each file owns:
+//! - `reading.rs`: the [`Reading`] type and exact fixed-point values.
+//! - `horizon.rs`: lateness per input stream, dataflow timestamps, and when state is settled.
+//! - `sum_count.rs`: the difference type that accumulates sums and counts.
+//! - `averages.rs`: `room_averages`.
+//! - `windows.rs`: `window_averages`, with sealing of windows behind the horizon.
+//! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
+//! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
+//! - `changes.rs`: the change envelope every sink writes.
+//!
+//! # Example
+//! ```
+//! use differential_dataflow::input::Input;
+//! use roomflow_dataflows::{analytics, Fixed, Reading, Settings};
+//!
+//! timely::execute_directly(|worker| {
+//!     worker.dataflow::<u64, _, _>(|scope| {
+//!         let (mut input, readings) = scope.new_collection::<Reading, isize>();
+//!         let outputs = analytics(readings, Settings::default());
+//!         outputs.room_averages.inspect(|x| println!("{x:?}"));
+//!         input.insert(Reading { room: "413".into(), sensor: "co2".into(), ts: 0, value: Fixed(450_000_000) });
+//!     });
+//! });
+//! ```
+
+pub mod averages;
+pub mod changes;
+pub mod deltas;
+pub mod horizon;
+pub mod merge;
+pub mod reading;
+pub mod sum_count;
+pub mod windows;
+
+pub use averages::{room_averages, RoomAverage};
+pub use changes::{key_changes, Envelope, KeyChange, Operation, Record};
+pub use deltas::{temperature_deltas, TemperatureDelta};
+pub use horizon::{Admission, Horizon, StreamWatermark, Time};
+pub use merge::{Event, Item, Merge};
+pub use reading::{EventTime, Fixed, Name, Reading};
+pub use windows::{window_averages, WindowAverage, Windows};
+
+use differential_dataflow::VecCollection;
+
+/// What shapes the computation: window length, lateness and tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Tumbling windows of `window_averages`, with the horizon that seals them.
+    pub windows: Windows,
+}
+
+impl Settings {
+    /// Settings from lengths in milliseconds.
+    pub fn new(window_ms: i64, lateness_ms: i64, tick_ms: i64) -> Settings {
+        assert!(window_ms > 0, "window must be positive");
+        Settings {
+            windows: Windows {
+                length_ms: window_ms,
+                horizon: Horizon::new(lateness_ms, tick_ms),
+            },
+        }
+    }
+
+    /// The lateness horizon.
+    pub fn horizon(&self) -> Horizon {
+        self.windows.horizon
+    }
+}
+
+impl Default for Settings {
+    /// 60 s windows, 5 min lateness, 1 s tick.
+    fn default() -> Settings {
+        Settings::new(60_000, 300_000, 1_000)
+    }
+}
+
+/// The three output collections.
+pub struct Collections<'s> {
+    /// Per (room, sensor): count, sum, mean of all readings.
+    pub room_averages: VecCollection<'s, Time, RoomAverage>,
+    /// Per (room, sensor, window): count, sum, mean.
+    pub window_averages: VecCollection<'s, Time, WindowAverage>,
+    /// Per temperature reading after a room's first: the change since the previous one.
+    pub temperature_deltas: VecCollection<'s, Time, TemperatureDelta>,
+}
+
+/// Builds every collection from the readings that were not late.
+pub fn analytics<'s>(readings: VecCollection<'s, Time, Reading>, settings: Settings) -> Collections<'s> {
+    Collections {
+        room_averages: room_averages(readings.clone()),
+        window_averages: window_averages(readings.clone(), settings.windows),
+        temperature_deltas: temperature_deltas(readings, settings.horizon()),
+    }
+}
