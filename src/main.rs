@@ -1,1 +1,34 @@
-fn main(){}
+//! `roomflow`: real-time sensor analytics on timely/differential dataflow.
+//!
+//! Data flows one way: a command (`replay.rs`, `simulate.rs`) wires sources (`sources/`) to the
+//! pure computations of the `roomflow-dataflows` crate, and those to sinks (`sinks/`).
+
+mod cli;
+mod replay;
+mod simulate;
+mod sinks;
+mod sources;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROOMFLOW_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Replay(args) => replay::replay(args),
+        cli::Command::Simulate(args) => simulate::command(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

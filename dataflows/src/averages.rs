@@ -4,6 +4,7 @@ use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
+use crate::combine::combine;
 use crate::horizon::Time;
 use crate::reading::{Name, Reading};
 use crate::sum_count::SumCount;
@@ -28,8 +29,9 @@ pub struct RoomAverage {
 pub fn room_averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
 ) -> VecCollection<'s, Time, RoomAverage> {
-    readings
-        .explode(|reading| Some(((reading.room, reading.sensor), SumCount::of(reading.value))))
+    let contributions = readings
+        .explode(|reading| Some(((reading.room, reading.sensor), SumCount::of(reading.value))));
+    combine(contributions)
         .count_total()
         .map(|((room, sensor), total)| RoomAverage {
             room,

@@ -199,7 +199,10 @@ pub fn key_changes<R: Record>(updates: &mut Vec<(R, isize)>) -> Vec<KeyChange<R>
         }
         let entry = current.get_or_insert_with(|| (key, None));
         if diff > 0 {
-            debug_assert!(entry.1.is_none() && diff == 1, "one value per key: {record:?}");
+            debug_assert!(
+                entry.1.is_none() && diff == 1,
+                "one value per key: {record:?}"
+            );
             entry.1 = Some(record);
         }
     }

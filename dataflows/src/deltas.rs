@@ -8,11 +8,12 @@
 //! predecessor of anything that may still arrive; older readings are released without retracting
 //! anything, since their deltas are final.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, VecCollection};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -54,7 +55,11 @@ pub struct RoomSeries {
 }
 
 impl RoomSeries {
-    fn delta(room: &Name, (ts, value): (EventTime, Fixed), prev: (EventTime, Fixed)) -> TemperatureDelta {
+    fn delta(
+        room: &Name,
+        (ts, value): (EventTime, Fixed),
+        prev: (EventTime, Fixed),
+    ) -> TemperatureDelta {
         TemperatureDelta {
             room: room.clone(),
             ts,
@@ -136,7 +141,7 @@ pub fn temperature_deltas<'s>(
         .unary_frontier(route, "TemperatureDeltas", move |_, _| {
             let mut pending: BTreeMap<Time, (Capability<Time>, Vec<(Name, EventTime, Fixed)>)> =
                 BTreeMap::new();
-            let mut rooms: HashMap<Name, RoomSeries> = HashMap::new();
+            let mut rooms: FxHashMap<Name, RoomSeries> = FxHashMap::default();
             let mut changes = Vec::new();
             let mut released_up_to = EventTime::MIN;
             move |(input, frontier), output| {
@@ -160,7 +165,12 @@ pub fn temperature_deltas<'s>(
                     let (capability, batch) = entry.remove();
                     let time = *capability.time();
                     for (room, ts, value) in batch {
-                        rooms.entry(room.clone()).or_default().insert(&room, ts, value, &mut changes);
+                        rooms.entry(room.clone()).or_default().insert(
+                            &room,
+                            ts,
+                            value,
+                            &mut changes,
+                        );
                     }
                     consolidate(&mut changes);
                     output
@@ -171,7 +181,8 @@ pub fn temperature_deltas<'s>(
                 // run at every frontier step.
                 let settled = horizon.settled_before(frontier.frontier().first().copied());
                 if settled != EventTime::MAX
-                    && settled.saturating_sub(released_up_to) >= horizon.lateness_ms.max(horizon.tick_ms)
+                    && settled.saturating_sub(released_up_to)
+                        >= horizon.lateness_ms.max(horizon.tick_ms)
                 {
                     for series in rooms.values_mut() {
                         series.release(settled);

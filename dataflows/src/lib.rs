@@ -7,6 +7,7 @@
 //! - `reading.rs`: the [`Reading`] type and exact fixed-point values.
 //! - `horizon.rs`: lateness per input stream, dataflow timestamps, and when state is settled.
 //! - `sum_count.rs`: the difference type that accumulates sums and counts.
+//! - `combine.rs`: adds up each batch's updates per key and time before they are arranged.
 //! - `averages.rs`: `room_averages`.
 //! - `windows.rs`: `window_averages`, with sealing of windows behind the horizon.
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
@@ -30,6 +31,7 @@
 
 pub mod averages;
 pub mod changes;
+pub mod combine;
 pub mod deltas;
 pub mod horizon;
 pub mod merge;
@@ -90,7 +92,10 @@ pub struct Collections<'s> {
 }
 
 /// Builds every collection from the readings that were not late.
-pub fn analytics<'s>(readings: VecCollection<'s, Time, Reading>, settings: Settings) -> Collections<'s> {
+pub fn analytics<'s>(
+    readings: VecCollection<'s, Time, Reading>,
+    settings: Settings,
+) -> Collections<'s> {
     Collections {
         room_averages: room_averages(readings.clone()),
         window_averages: window_averages(readings.clone(), settings.windows),

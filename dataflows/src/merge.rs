@@ -144,7 +144,10 @@ impl<S: Iterator<Item = Item<E>>, E> Iterator for Merge<S, E> {
 
     fn next(&mut self) -> Option<Event<E>> {
         let Reverse((_, index)) = self.heads.pop()?;
-        let head = self.inputs[index].head.take().expect("a queued stream has a head");
+        let head = self.inputs[index]
+            .head
+            .take()
+            .expect("a queued stream has a head");
         self.refill(index);
         Some(match head {
             Item::Other(item) => Event::Other {
@@ -152,7 +155,10 @@ impl<S: Iterator<Item = Item<E>>, E> Iterator for Merge<S, E> {
                 stream: index,
             },
             Item::Reading { reading, position } => {
-                match self.inputs[index].watermark.admit(reading.ts, &self.horizon) {
+                match self.inputs[index]
+                    .watermark
+                    .admit(reading.ts, &self.horizon)
+                {
                     Admission::OnTime { stamp } => Event::Apply { reading, stamp },
                     Admission::Late { newest } => Event::Late {
                         reading,
@@ -194,8 +200,12 @@ mod tests {
         let summary: Vec<String> = events
             .iter()
             .map(|event| match event {
-                Event::Apply { reading, stamp } => format!("{}@{} apply {stamp}", reading.room, reading.ts),
-                Event::Late { reading, newest, .. } => format!("{}@{} late {newest}", reading.room, reading.ts),
+                Event::Apply { reading, stamp } => {
+                    format!("{}@{} apply {stamp}", reading.room, reading.ts)
+                }
+                Event::Late {
+                    reading, newest, ..
+                } => format!("{}@{} late {newest}", reading.room, reading.ts),
                 Event::Other { item, stream } => format!("{item} from {stream}"),
             })
             .collect();

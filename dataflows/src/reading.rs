@@ -15,7 +15,9 @@ pub type EventTime = i64;
 pub type Name = compact_str::CompactString;
 
 /// A value in micro-units (value × 1,000,000), exact and totally ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Fixed(pub i64);
 
 impl Fixed {

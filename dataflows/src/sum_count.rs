@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::reading::Fixed;
 
 /// A sum of fixed-point values and how many values were added.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct SumCount {
     /// Sum in micro-units; `i128` so that no realistic stream overflows it.
     pub sum: i128,
@@ -77,7 +79,13 @@ mod tests {
     fn accumulates_and_cancels() {
         let mut total = SumCount::of(Fixed(1_500_000));
         total.plus_equals(&SumCount::of(Fixed(2_500_000)).multiply(&2));
-        assert_eq!(total, SumCount { sum: 6_500_000, count: 3 });
+        assert_eq!(
+            total,
+            SumCount {
+                sum: 6_500_000,
+                count: 3
+            }
+        );
         total.plus_equals(&total.negated());
         assert!(total.is_zero());
     }

@@ -12,6 +12,7 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::Filter;
 
+use crate::combine::combine;
 use crate::horizon::{Horizon, Time};
 use crate::reading::{EventTime, Name, Reading};
 use crate::sum_count::SumCount;
@@ -64,17 +65,17 @@ pub fn window_averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
     windows: Windows,
 ) -> VecCollection<'s, Time, WindowAverage> {
-    readings
-        .join_function(move |reading| {
-            let start = windows.start_of(reading.ts);
-            let contribution = SumCount::of(reading.value);
-            let key = (reading.room, reading.sensor, start);
-            // A time of 0 joined with the update's own time leaves that time unchanged.
-            [
-                (key.clone(), 0, contribution),
-                (key, windows.expiry(start), contribution.negated()),
-            ]
-        })
+    let contributions = readings.join_function(move |reading| {
+        let start = windows.start_of(reading.ts);
+        let contribution = SumCount::of(reading.value);
+        let key = (reading.room, reading.sensor, start);
+        // A time of 0 joined with the update's own time leaves that time unchanged.
+        [
+            (key.clone(), 0, contribution),
+            (key, windows.expiry(start), contribution.negated()),
+        ]
+    });
+    combine(contributions)
         .count_total()
         .inner
         .filter(move |(((_, _, start), _), time, _)| *time < windows.expiry(*start))

@@ -33,17 +33,30 @@ fn window(start_s: i64, count: i64, sum: i128) -> WindowAverage {
 }
 
 fn average(count: i64, sum: i128) -> RoomAverage {
-    RoomAverage { room: "a".into(), sensor: "temperature".into(), count, sum: sum * 1_000_000 }
+    RoomAverage {
+        room: "a".into(),
+        sensor: "temperature".into(),
+        count,
+        sum: sum * 1_000_000,
+    }
 }
 
 /// Room a's temperatures, in arrival order (seconds, degrees):
 /// 0:20, 70:21, 120:22, 180:23, then 60:25 (out of order, 120 s behind 180: applied),
 /// 700:24, then 100:30 (600 s behind 700: late).
 fn room_a() -> Vec<roomflow_dataflows::Reading> {
-    [(0, 20), (70, 21), (120, 22), (180, 23), (60, 25), (700, 24), (100, 30)]
-        .into_iter()
-        .map(|(s, degrees)| reading("a", "temperature", s * 1000, degrees * 1000))
-        .collect()
+    [
+        (0, 20),
+        (70, 21),
+        (120, 22),
+        (180, 23),
+        (60, 25),
+        (700, 24),
+        (100, 30),
+    ]
+    .into_iter()
+    .map(|(s, degrees)| reading("a", "temperature", s * 1000, degrees * 1000))
+    .collect()
 }
 
 #[test]
@@ -97,7 +110,10 @@ fn out_of_order_reading_corrects_its_window_and_both_neighbouring_deltas() {
         ]
     );
 
-    assert_eq!(outcome.late, vec![reading("a", "temperature", 100_000, 30_000)]);
+    assert_eq!(
+        outcome.late,
+        vec![reading("a", "temperature", 100_000, 30_000)]
+    );
 }
 
 #[test]
@@ -128,11 +144,19 @@ fn window_boundaries_are_half_open_and_epoch_aligned() {
 #[test]
 fn rooms_in_separate_streams_never_look_late_to_each_other() {
     // Stream 0 runs an hour ahead of stream 1; concatenated, all of stream 1 would be late.
-    let ahead: Vec<_> = (0..10).map(|i| reading("a", "temperature", 3_600_000 + i * 5000, 20_000)).collect();
-    let behind: Vec<_> = (0..10).map(|i| reading("b", "temperature", i * 5000, 21_000)).collect();
+    let ahead: Vec<_> = (0..10)
+        .map(|i| reading("a", "temperature", 3_600_000 + i * 5000, 20_000))
+        .collect();
+    let behind: Vec<_> = (0..10)
+        .map(|i| reading("b", "temperature", i * 5000, 21_000))
+        .collect();
     let outcome = run(vec![ahead, behind], 2, 3, settings());
     assert!(outcome.late.is_empty());
     let final_state = outcome.final_state();
-    assert_eq!(final_state.temperature_deltas.len(), 18, "nine deltas per room");
+    assert_eq!(
+        final_state.temperature_deltas.len(),
+        18,
+        "nine deltas per room"
+    );
     assert_eq!(final_state.room_averages.len(), 2);
 }

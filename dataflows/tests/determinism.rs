@@ -21,9 +21,21 @@ fn random_streams(seed: u64) -> Vec<Stream> {
             (0..length)
                 .map(|_| {
                     ts += rng.gen_range(0..20_000);
-                    let when = if rng.gen_bool(0.1) { (ts - rng.gen_range(0..400_000)).max(0) } else { ts };
-                    let room = format!("r{}", if rng.gen_bool(0.1) { 0 } else { s * 3 + rng.gen_range(0..3) });
-                    let sensor = ["temperature", "temperature", "humidity", "co2"][rng.gen_range(0..4)];
+                    let when = if rng.gen_bool(0.1) {
+                        (ts - rng.gen_range(0..400_000)).max(0)
+                    } else {
+                        ts
+                    };
+                    let room = format!(
+                        "r{}",
+                        if rng.gen_bool(0.1) {
+                            0
+                        } else {
+                            s * 3 + rng.gen_range(0..3)
+                        }
+                    );
+                    let sensor =
+                        ["temperature", "temperature", "humidity", "co2"][rng.gen_range(0..4)];
                     reading(&room, sensor, when, rng.gen_range(15_000..30_000))
                 })
                 .collect::<Vec<Reading>>()
@@ -41,14 +53,20 @@ fn final_collections_match_the_specification_for_every_worker_count_and_batching
         for (workers, batch) in [(1, 1), (1, 10_000), (2, 13), (4, 1), (4, 97)] {
             let outcome = run(streams.clone(), workers, batch, settings);
             let got = outcome.final_state();
-            assert_eq!(got, want, "seed {seed}, {workers} workers, batches of {batch}");
+            assert_eq!(
+                got, want,
+                "seed {seed}, {workers} workers, batches of {batch}"
+            );
             logs.push((
                 Outcome::changes(&outcome.room_averages),
                 Outcome::changes(&outcome.window_averages),
                 Outcome::changes(&outcome.temperature_deltas),
             ));
         }
-        assert!(logs.windows(2).all(|pair| pair[0] == pair[1]), "seed {seed}: change logs differ");
+        assert!(
+            logs.windows(2).all(|pair| pair[0] == pair[1]),
+            "seed {seed}: change logs differ"
+        );
     }
 }
 
@@ -56,6 +74,8 @@ fn final_collections_match_the_specification_for_every_worker_count_and_batching
 fn the_oracle_sees_late_readings_in_these_inputs() {
     // Guards the test above against inputs too tame to exercise lateness and corrections.
     let settings = Settings::default();
-    let late: usize = (0..12).map(|seed| expected(&random_streams(seed), settings).late.len()).sum();
+    let late: usize = (0..12)
+        .map(|seed| expected(&random_streams(seed), settings).late.len())
+        .sum();
     assert!(late > 10, "only {late} late readings");
 }

@@ -59,8 +59,10 @@ impl Outcome {
 
     /// The consolidated change log of one collection: what happened at which time.
     pub fn changes<D: Ord + Clone>(updates: &[(D, Time, isize)]) -> Vec<(Time, D, isize)> {
-        let mut log: Vec<((Time, D), isize)> =
-            updates.iter().map(|(d, t, r)| ((*t, d.clone()), *r)).collect();
+        let mut log: Vec<((Time, D), isize)> = updates
+            .iter()
+            .map(|(d, t, r)| ((*t, d.clone()), *r))
+            .collect();
         consolidate(&mut log);
         log.into_iter().map(|((t, d), r)| (t, d, r)).collect()
     }
@@ -80,8 +82,12 @@ pub fn run(streams: Vec<Stream>, workers: usize, batch: usize, settings: Setting
             let (input, readings) = scope.new_collection::<Reading, isize>();
             let outputs = analytics(readings, settings);
             let (a, w, d) = (sink.clone(), sink.clone(), sink.clone());
-            outputs.room_averages.inspect(move |u| a.lock().unwrap().room_averages.push(u.clone()));
-            outputs.window_averages.inspect(move |u| w.lock().unwrap().window_averages.push(u.clone()));
+            outputs
+                .room_averages
+                .inspect(move |u| a.lock().unwrap().room_averages.push(u.clone()));
+            outputs
+                .window_averages
+                .inspect(move |u| w.lock().unwrap().window_averages.push(u.clone()));
             let probe = outputs
                 .temperature_deltas
                 .inspect(move |u| d.lock().unwrap().temperature_deltas.push(u.clone()))
@@ -99,7 +105,10 @@ pub fn run(streams: Vec<Stream>, workers: usize, batch: usize, settings: Setting
                     .iter()
                     .cloned()
                     .enumerate()
-                    .map(|(position, reading)| Item::<()>::Reading { reading, position: position as u64 })
+                    .map(|(position, reading)| Item::<()>::Reading {
+                        reading,
+                        position: position as u64,
+                    })
                     .collect::<Vec<_>>()
                     .into_iter()
             })
@@ -164,11 +173,17 @@ pub fn expected(streams: &[Stream], settings: Settings) -> Final {
         total.0 += 1;
         total.1 += r.value.0 as i128;
         let start = r.ts.div_euclid(window) * window;
-        let total = windows.entry((room.clone(), sensor.clone(), start)).or_default();
+        let total = windows
+            .entry((room.clone(), sensor.clone(), start))
+            .or_default();
         total.0 += 1;
         total.1 += r.value.0 as i128;
         if sensor == "temperature" {
-            let value = temperatures.entry(room).or_default().entry(r.ts).or_insert(i64::MIN);
+            let value = temperatures
+                .entry(room)
+                .or_default()
+                .entry(r.ts)
+                .or_insert(i64::MIN);
             *value = (*value).max(r.value.0);
         }
     }
@@ -188,17 +203,24 @@ pub fn expected(streams: &[Stream], settings: Settings) -> Final {
     Final {
         room_averages: averages
             .into_iter()
-            .map(|((room, sensor), (count, sum))| RoomAverage { room: room.into(), sensor: sensor.into(), count, sum })
-            .collect(),
-        window_averages: windows
-            .into_iter()
-            .map(|((room, sensor, window_start), (count, sum))| WindowAverage {
+            .map(|((room, sensor), (count, sum))| RoomAverage {
                 room: room.into(),
                 sensor: sensor.into(),
-                window_start,
                 count,
                 sum,
             })
+            .collect(),
+        window_averages: windows
+            .into_iter()
+            .map(
+                |((room, sensor, window_start), (count, sum))| WindowAverage {
+                    room: room.into(),
+                    sensor: sensor.into(),
+                    window_start,
+                    count,
+                    sum,
+                },
+            )
             .collect(),
         temperature_deltas: deltas,
         late,
@@ -207,5 +229,10 @@ pub fn expected(streams: &[Stream], settings: Settings) -> Final {
 
 /// A reading, with the value given in thousandths for brevity.
 pub fn reading(room: &str, sensor: &str, ts: EventTime, milli: i64) -> Reading {
-    Reading { room: room.into(), sensor: sensor.into(), ts, value: Fixed(milli * 1000) }
+    Reading {
+        room: room.into(),
+        sensor: sensor.into(),
+        ts,
+        value: Fixed(milli * 1000),
+    }
 }

@@ -1,0 +1,77 @@
+//! `--out DIR`: the final state of a collection, one JSON object per key. Keys that can no
+//! longer change (sealed windows, settled deltas) are written as they settle and forgotten, so
+//! memory follows the keys inside the lateness horizon, not the size of the output.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
+
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::VecCollection;
+use roomflow_dataflows::{key_changes, EventTime, KeyChange, Record, Time, Windows};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::files::{push_json_line, SharedFile, FLUSH_BYTES};
+
+/// Writes the final state of `collection` to `file`; each key is held by one worker.
+pub fn final_state<'s, R: Record>(
+    collection: VecCollection<'s, Time, R>,
+    file: SharedFile,
+    windows: Windows,
+) {
+    let route = Exchange::new(|(record, _, _): &(R, Time, isize)| record.key().hashed());
+    let horizon = windows.horizon;
+    let mut pending: BTreeMap<Time, Vec<(R, isize)>> = BTreeMap::new();
+    let mut state: FxHashMap<R::Key, R> = FxHashMap::default();
+    // Keys that settle, by the event time that settles them.
+    let mut settling: BTreeSet<(EventTime, R::Key)> = BTreeSet::new();
+    let mut buffer = Vec::new();
+    collection
+        .inner
+        .sink(route, "FinalState", move |(input, frontier)| {
+            input.for_each(|_, data| {
+                for (record, time, diff) in data.drain(..) {
+                    pending.entry(time).or_default().push((record, diff));
+                }
+            });
+            let frontier = frontier.frontier().first().copied();
+            while let Some(entry) = pending.first_entry() {
+                if frontier.is_some_and(|f| f <= *entry.key()) {
+                    break;
+                }
+                for change in key_changes(&mut entry.remove()) {
+                    match change {
+                        KeyChange::Upsert(record) => {
+                            let key = record.key();
+                            if let Some(settles_at) = record.settles_at(&windows) {
+                                if !state.contains_key(&key) {
+                                    settling.insert((settles_at, key.clone()));
+                                }
+                            }
+                            state.insert(key, record);
+                        }
+                        KeyChange::Delete(key) => {
+                            state.remove(&key);
+                        }
+                    }
+                }
+            }
+            let settled = horizon.settled_before(frontier);
+            while settling.first().is_some_and(|(at, _)| *at <= settled) {
+                let (_, key) = settling.pop_first().expect("checked");
+                if let Some(record) = state.remove(&key) {
+                    push_json_line(&mut buffer, &record.json());
+                }
+            }
+            if frontier.is_none() {
+                for record in state.drain().map(|(_, record)| record) {
+                    push_json_line(&mut buffer, &record.json());
+                }
+                settling.clear();
+            }
+            if buffer.len() >= FLUSH_BYTES || (frontier.is_none() && !buffer.is_empty()) {
+                file.append(&mut buffer);
+            }
+        });
+}

@@ -1,0 +1,112 @@
+//! The run's summary: room averages gathered on worker 0 for the per-room table and the final
+//! counts, and how both are printed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::VecCollection;
+use roomflow_dataflows::reading::mean_to_f64;
+use roomflow_dataflows::{RoomAverage, Time};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+/// Final room averages, gathered on worker 0.
+pub type RoomTable = Arc<Mutex<Vec<(RoomAverage, isize)>>>;
+
+/// Gathers `room_averages` on worker 0 into `table` (consolidated as it goes).
+pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>, table: RoomTable) {
+    room_averages.inner.sink(
+        Exchange::new(|_: &(RoomAverage, Time, isize)| 0),
+        "Summary",
+        move |(input, _)| {
+            let mut table = table.lock().expect("no panics holding the lock");
+            let before = table.len();
+            input.for_each(|_, data| {
+                table.extend(data.drain(..).map(|(record, _, diff)| (record, diff)))
+            });
+            if table.len() > 2 * before.max(1024) {
+                consolidate(&mut table);
+            }
+        },
+    );
+}
+
+/// Renders the per-room table: one row per room, one column per sensor, `mean (count)`.
+pub fn render_table(table: &mut Vec<(RoomAverage, isize)>, max_rows: usize) -> String {
+    consolidate(table);
+    let sensors: BTreeSet<&str> = table.iter().map(|(r, _)| r.sensor.as_str()).collect();
+    let mut rows: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    for (record, _) in table.iter() {
+        rows.entry(record.room.as_str()).or_default().insert(
+            record.sensor.as_str(),
+            format!(
+                "{:.2} ({})",
+                mean_to_f64(record.sum, record.count),
+                record.count
+            ),
+        );
+    }
+    let room_width = rows.keys().map(|room| room.len()).max().unwrap_or(4).max(4);
+    let width = |sensor: &str| {
+        rows.values()
+            .filter_map(|row| row.get(sensor))
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(sensor.len())
+    };
+    let widths: Vec<(&str, usize)> = sensors.iter().map(|s| (*s, width(s))).collect();
+    let mut out = String::new();
+    let _ = write!(out, "{:room_width$}", "room");
+    for (sensor, w) in &widths {
+        let _ = write!(out, "  {sensor:>w$}");
+    }
+    out.push('\n');
+    for (room, row) in rows.iter().take(max_rows) {
+        let _ = write!(out, "{room:room_width$}");
+        for (sensor, w) in &widths {
+            let _ = write!(out, "  {:>w$}", row.get(sensor).map_or("-", String::as_str));
+        }
+        out.push('\n');
+    }
+    if rows.len() > max_rows {
+        let _ = writeln!(
+            out,
+            "… and {} more rooms (write them all with --out DIR)",
+            rows.len() - max_rows
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_a_row_per_room_and_a_column_per_sensor() {
+        let average = |room: &str, sensor: &str, count, sum| RoomAverage {
+            room: room.into(),
+            sensor: sensor.into(),
+            count,
+            sum,
+        };
+        let mut table = vec![
+            (average("413", "temperature", 2, 47_870_000), 1),
+            (average("413", "co2", 1, 450_000_000), 1),
+            (average("415", "temperature", 1, 21_000_000), 1),
+            (average("415", "temperature", 1, 20_000_000), 1),
+            (average("415", "temperature", 1, 20_000_000), -1),
+        ];
+        // 47.87 / 2 = 23.935, which as a float is 23.93499…: two decimals show 23.93. Columns are
+        // right-aligned to the wider of header and cells: co2 10, temperature 11.
+        assert_eq!(
+            render_table(&mut table, 10),
+            "room         co2  temperature\n\
+             413   450.00 (1)    23.93 (2)\n\
+             415            -    21.00 (1)\n"
+        );
+    }
+}

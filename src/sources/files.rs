@@ -1,0 +1,474 @@
+//! Recorded inputs: finding them (files, directories, `-` for stdin), opening them (`.gz`
+//! transparently), choosing their format, and reading each as a stream of readings and dead
+//! letters with their `file:line`.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use flate2::read::MultiGzDecoder;
+use roomflow_dataflows::{Item, Reading};
+
+use super::formats::{self, Format, StreamContext};
+use super::rejected::{RejectKind, Rejected};
+use super::validity::ValidRanges;
+
+/// One recorded input and how to read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputFile {
+    /// The file, or `None` for stdin.
+    pub path: Option<PathBuf>,
+    /// Its format.
+    pub format: Format,
+    /// Bytes on disk (compressed size for `.gz`), for progress; 0 for stdin.
+    pub size: u64,
+}
+
+impl InputFile {
+    /// How the input is named in `file:line` locations.
+    pub fn name(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "-".to_string(),
+        }
+    }
+
+    /// Room and sensor that the input's path implies (KETI layout).
+    pub fn context(&self) -> StreamContext {
+        match (&self.path, self.format) {
+            (Some(path), Format::Keti) => formats::keti_context(path),
+            _ => StreamContext {
+                room: None,
+                sensor: None,
+            },
+        }
+    }
+}
+
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "gz")
+}
+
+/// Opens a file for reading lines, decompressing `.gz`; `counter` counts the bytes read from disk.
+fn open(path: &Path, counter: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
+    let file = CountingReader {
+        inner: File::open(path)?,
+        counter,
+    };
+    Ok(if is_gzip(path) {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    })
+}
+
+/// Counts bytes as they are read, for the progress bar.
+struct CountingReader<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The first non-blank line of a file, for format detection.
+fn first_line(path: &Path) -> anyhow::Result<String> {
+    let mut reader = open(path, Arc::default())?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // Non-UTF-8 content is not a text format we know; read as lossy bytes.
+        let mut bytes = Vec::new();
+        if reader.read_until(b'\n', &mut bytes)? == 0 {
+            return Ok(String::new());
+        }
+        line.push_str(&String::from_utf8_lossy(&bytes));
+        if !line.trim().is_empty() {
+            return Ok(line.trim_end().to_string());
+        }
+    }
+}
+
+/// Expands the command line's paths into input files, in a deterministic order (directories
+/// are walked recursively, entries sorted by name), and resolves each file's format: the
+/// `forced` one, or the one detected from its name and first line. Files in a directory whose
+/// format cannot be detected (checksums, notes) are skipped with a warning; a file named
+/// explicitly must be readable.
+pub fn discover(paths: &[PathBuf], forced: Option<Format>) -> anyhow::Result<Vec<InputFile>> {
+    let mut inputs = Vec::new();
+    let mut stdin = false;
+    for path in paths {
+        if path.as_os_str() == "-" {
+            if stdin {
+                bail!("`-` (stdin) is given twice");
+            }
+            stdin = true;
+            inputs.push(InputFile {
+                path: None,
+                format: forced.unwrap_or(Format::Json),
+                size: 0,
+            });
+            continue;
+        }
+        let metadata = std::fs::metadata(path)
+            .with_context(|| format!("cannot read input `{}`", path.display()))?;
+        if metadata.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found).with_context(|| format!("cannot list `{}`", path.display()))?;
+            for file in found {
+                match resolve(&file, forced)? {
+                    Some(input) => inputs.push(input),
+                    None => {
+                        tracing::warn!(file = %file.display(), "skipping a file of unknown format")
+                    }
+                }
+            }
+        } else {
+            match resolve(path, forced)? {
+                Some(input) => inputs.push(input),
+                None => bail!(
+                    "cannot tell the format of `{}`: name it with --format json|keti|intel",
+                    path.display()
+                ),
+            }
+        }
+    }
+    if inputs.is_empty() {
+        bail!(
+            "no input files found in {}",
+            paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(inputs)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, found)?;
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn resolve(path: &Path, forced: Option<Format>) -> anyhow::Result<Option<InputFile>> {
+    let size = std::fs::metadata(path)?.len();
+    let format = match forced {
+        Some(format) => Some(format),
+        None => formats::detect(
+            path,
+            &first_line(path).with_context(|| format!("cannot read `{}`", path.display()))?,
+        ),
+    };
+    Ok(format.map(|format| InputFile {
+        path: Some(path.to_path_buf()),
+        format,
+        size,
+    }))
+}
+
+/// One input read line by line into [`Item`]s: readings with their line number, or dead letters.
+pub struct LineStream {
+    name: Arc<str>,
+    format: Format,
+    context: StreamContext,
+    valid: Arc<ValidRanges>,
+    reader: Option<Box<dyn BufRead + Send>>,
+    line_number: u64,
+    bytes: Vec<u8>,
+    parsed: Vec<Reading>,
+    /// Readings of the current line not yet yielded (an Intel line holds four), reversed.
+    queued: Vec<Item<Rejected>>,
+}
+
+impl LineStream {
+    /// Opens `input`; a file that cannot be opened yields a single dead letter saying why.
+    pub fn open(input: &InputFile, valid: Arc<ValidRanges>, counter: Arc<AtomicU64>) -> LineStream {
+        let mut stream = LineStream {
+            name: input.name().into(),
+            format: input.format,
+            context: input.context(),
+            valid,
+            reader: None,
+            line_number: 0,
+            bytes: Vec::with_capacity(256),
+            parsed: Vec::with_capacity(4),
+            queued: Vec::new(),
+        };
+        let reader =
+            match &input.path {
+                Some(path) => open(path, counter),
+                None => Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
+                    as Box<dyn BufRead + Send>),
+            };
+        match reader {
+            Ok(reader) => stream.reader = Some(reader),
+            Err(error) => stream
+                .queued
+                .push(stream.dead_letter(format!("cannot open: {error}"), None)),
+        }
+        stream
+    }
+
+    fn dead_letter(&self, reason: String, line: Option<String>) -> Item<Rejected> {
+        Item::Other(Rejected {
+            kind: RejectKind::DeadLetter,
+            source: format!("{}:{}", self.name, self.line_number),
+            reason,
+            line,
+            reading: None,
+        })
+    }
+
+    /// Reads lines until one yields something; `false` at the end of the input.
+    fn read_line(&mut self) -> bool {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return false;
+            };
+            self.bytes.clear();
+            match reader.read_until(b'\n', &mut self.bytes) {
+                Ok(0) => {
+                    self.reader = None;
+                    return false;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    // A corrupt or truncated file: report it where it broke and stop reading it.
+                    self.reader = None;
+                    self.line_number += 1;
+                    self.queued
+                        .push(self.dead_letter(format!("read error: {error}"), None));
+                    return true;
+                }
+            }
+            self.line_number += 1;
+            let bytes = std::mem::take(&mut self.bytes);
+            let outcome = match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    self.parsed.clear();
+                    formats::parse_line(self.format, &self.context, text, &mut self.parsed)
+                        .map_err(|reason| self.dead_letter(reason, Some(text.to_string())))
+                }
+                Err(_) => Err(self.dead_letter(
+                    "not UTF-8 text".to_string(),
+                    Some(String::from_utf8_lossy(&bytes).trim_end().to_string()),
+                )),
+            };
+            self.bytes = bytes;
+            match outcome {
+                Ok(()) if self.parsed.is_empty() => continue,
+                Ok(()) => {
+                    for reading in self.parsed.drain(..).rev() {
+                        let item = match self.valid.check(&reading) {
+                            Ok(()) => Item::Reading {
+                                reading,
+                                position: self.line_number,
+                            },
+                            Err(reason) => Item::Other(Rejected {
+                                kind: RejectKind::DeadLetter,
+                                source: format!("{}:{}", self.name, self.line_number),
+                                reason,
+                                line: None,
+                                reading: Some(reading),
+                            }),
+                        };
+                        self.queued.push(item);
+                    }
+                    return true;
+                }
+                Err(dead_letter) => {
+                    self.queued.push(dead_letter);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// The stream's name in locations.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+}
+
+impl Iterator for LineStream {
+    type Item = Item<Rejected>;
+
+    fn next(&mut self) -> Option<Item<Rejected>> {
+        if let Some(item) = self.queued.pop() {
+            return Some(item);
+        }
+        if self.read_line() {
+            self.queued.pop()
+        } else {
+            None
+        }
+    }
+}
+
+/// The earliest event time among the first readings of the files (stdin excluded: it cannot be
+/// read twice): where `--speed` starts the clock, the same for every worker and process.
+pub fn first_event_time(inputs: &[InputFile]) -> Option<roomflow_dataflows::EventTime> {
+    inputs
+        .iter()
+        .filter(|input| input.path.is_some())
+        .filter_map(|input| {
+            LineStream::open(input, Arc::default(), Arc::default()).find_map(|item| match item {
+                Item::Reading { reading, .. } => Some(reading.ts),
+                Item::Other(_) => None,
+            })
+        })
+        .min()
+}
+
+/// Splits inputs over `peers` workers, largest first onto the least loaded, so that a worker's
+/// share does not depend on anything but the input list. Stdin always goes to worker 0.
+pub fn assign(inputs: &[InputFile], peers: usize) -> Vec<Vec<InputFile>> {
+    let mut shares: Vec<Vec<InputFile>> = vec![Vec::new(); peers];
+    let mut loads = vec![0u64; peers];
+    let mut order: Vec<&InputFile> = inputs.iter().collect();
+    order.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    for input in order {
+        let worker = if input.path.is_none() {
+            0
+        } else {
+            (0..peers)
+                .min_by_key(|&w| (loads[w], w))
+                .expect("at least one worker")
+        };
+        loads[worker] += input.size.max(1);
+        shares[worker].push(input.clone());
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_plain_and_gzip_files_with_line_numbers_and_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.jsonl");
+        std::fs::write(
+            &plain,
+            "{\"room\":\"1\",\"sensor\":\"co2\",\"ts\":1000,\"value\":400}\n\nnot json\n",
+        )
+        .unwrap();
+        let gz = dir.path().join("b.jsonl.gz");
+        let mut encoder =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        encoder
+            .write_all(b"{\"room\":\"2\",\"sensor\":\"co2\",\"ts\":2000,\"value\":500.5}\n")
+            .unwrap();
+        encoder.finish().unwrap();
+
+        let inputs = discover(&[dir.path().to_path_buf()], None).unwrap();
+        assert_eq!(
+            inputs.iter().map(|i| i.format).collect::<Vec<_>>(),
+            vec![Format::Json, Format::Json]
+        );
+
+        let items: Vec<_> = LineStream::open(&inputs[0], Arc::default(), Arc::default()).collect();
+        assert_eq!(items.len(), 2);
+        assert!(matches!(&items[0], Item::Reading { reading, position: 1 } if reading.ts == 1000));
+        match &items[1] {
+            Item::Other(rejected) => {
+                assert_eq!(rejected.source, format!("{}:3", plain.display()));
+                assert_eq!(rejected.line.as_deref(), Some("not json"));
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        let items: Vec<_> = LineStream::open(&inputs[1], Arc::default(), Arc::default()).collect();
+        assert!(
+            matches!(&items[..], [Item::Reading { reading, position: 1 }] if reading.value.0 == 500_500_000)
+        );
+    }
+
+    #[test]
+    fn implausible_values_become_dead_letters_carrying_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = dir.path().join("419");
+        std::fs::create_dir(&room).unwrap();
+        std::fs::write(
+            room.join("temperature.csv"),
+            "1377299115, 579.27\n1377299122, 23.38\n",
+        )
+        .unwrap();
+        let inputs = discover(&[dir.path().to_path_buf()], None).unwrap();
+        assert_eq!(inputs[0].format, Format::Keti);
+        let valid = Arc::new(ValidRanges::new(&["temperature=-40..85".parse().unwrap()]));
+        let items: Vec<_> = LineStream::open(&inputs[0], valid, Arc::default()).collect();
+        match &items[0] {
+            Item::Other(rejected) => {
+                assert_eq!(rejected.kind, RejectKind::DeadLetter);
+                assert!(
+                    rejected.source.ends_with("temperature.csv:1"),
+                    "{}",
+                    rejected.source
+                );
+                assert_eq!(rejected.reading.as_ref().unwrap().ts, 1_377_299_115_000);
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        assert!(
+            matches!(&items[1], Item::Reading { reading, position: 2 } if reading.room == "419")
+        );
+    }
+
+    #[test]
+    fn a_named_file_of_unknown_format_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "hello\n").unwrap();
+        let error = discover(&[notes], None).unwrap_err().to_string();
+        assert!(error.contains("--format"), "{error}");
+        let error = discover(&[dir.path().join("missing")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot read input"), "{error}");
+    }
+
+    #[test]
+    fn assignment_balances_sizes_and_keeps_stdin_on_worker_zero() {
+        let file = |name: &str, size| InputFile {
+            path: Some(name.into()),
+            format: Format::Json,
+            size,
+        };
+        let stdin = InputFile {
+            path: None,
+            format: Format::Json,
+            size: 0,
+        };
+        let shares = assign(
+            &[file("a", 10), file("b", 7), file("c", 4), stdin.clone()],
+            2,
+        );
+        let names = |share: &Vec<InputFile>| share.iter().map(InputFile::name).collect::<Vec<_>>();
+        assert_eq!(names(&shares[0]), vec!["a", "-"]);
+        assert_eq!(names(&shares[1]), vec!["b", "c"]);
+    }
+}

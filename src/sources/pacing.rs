@@ -1,0 +1,55 @@
+//! `--speed X`: replay at X times the recorded pace, by comparing event time with wall time.
+
+use std::time::{Duration, Instant};
+
+use roomflow_dataflows::EventTime;
+
+/// Maps event time onto wall time: event time `origin` happens at `start`, and `speed` event
+/// milliseconds pass per wall millisecond.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    /// The event time that plays at `start`; every worker uses the same one.
+    pub origin: EventTime,
+    /// Wall-clock start of the replay.
+    pub start: Instant,
+    /// Event time per wall time.
+    pub speed: f64,
+}
+
+impl Pacing {
+    /// How long to wait before a reading at `ts` is due, or `None` if it is due now.
+    pub fn wait_for(&self, ts: EventTime, now: Instant) -> Option<Duration> {
+        let offset_ms = (ts - self.origin).max(0) as f64 / self.speed;
+        let due = self.start + Duration::from_secs_f64(offset_ms / 1000.0);
+        due.checked_duration_since(now)
+            .filter(|wait| !wait.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_times_faster_means_a_minute_in_six_seconds() {
+        let start = Instant::now();
+        let pacing = Pacing {
+            origin: 1_000_000,
+            start,
+            speed: 10.0,
+        };
+        assert_eq!(
+            pacing.wait_for(1_060_000, start),
+            Some(Duration::from_secs(6))
+        );
+        assert_eq!(
+            pacing.wait_for(1_060_000, start + Duration::from_secs(6)),
+            None
+        );
+        assert_eq!(
+            pacing.wait_for(999_000, start),
+            None,
+            "earlier than the origin is due at once"
+        );
+    }
+}

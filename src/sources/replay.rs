@@ -1,0 +1,133 @@
+//! The timely source that replays recorded inputs: each worker merges its share of the inputs
+//! by event time, sends readings at their stamps, and holds its capability at the least stamp its
+//! inputs can still produce, dropping it when they are exhausted.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roomflow_dataflows::{Event, Horizon, Merge, Reading, Time};
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+
+use super::files::{InputFile, LineStream};
+use super::pacing::Pacing;
+use super::rejected::{RejectKind, Rejected};
+use super::validity::ValidRanges;
+
+/// What the replay source emits: a reading update for the dataflow, or a rejected input.
+pub type SourceEvent = Result<(Reading, Time, isize), Rejected>;
+
+/// How a worker replays its inputs.
+pub struct ReplayOptions {
+    /// This worker's inputs.
+    pub inputs: Vec<InputFile>,
+    /// The lateness horizon and tick.
+    pub horizon: Horizon,
+    /// Plausibility ranges.
+    pub valid: Arc<ValidRanges>,
+    /// Pacing, for `--speed`.
+    pub pacing: Option<Pacing>,
+    /// Bytes read from disk, for progress.
+    pub bytes_read: Arc<AtomicU64>,
+    /// Events per activation: larger batches consolidate better, smaller ones yield sooner.
+    pub batch: usize,
+    /// How far (dataflow time) this worker may run ahead of the output frontier: bounds what
+    /// waits in operators when workers advance at different speeds.
+    pub max_ahead: Time,
+}
+
+/// The replay source over this worker's inputs. `progress` is probed at the end of the
+/// dataflow for flow control.
+pub fn replay<'s>(
+    scope: Scope<'s, Time>,
+    options: ReplayOptions,
+    progress: ProbeHandle<Time>,
+) -> Stream<'s, Time, Vec<SourceEvent>> {
+    source(scope, "Replay", move |capability, info| {
+        let activator = scope.activator_for(info.address);
+        let names: Vec<Arc<str>>;
+        let mut merge = {
+            let streams: Vec<LineStream> = options
+                .inputs
+                .iter()
+                .map(|input| {
+                    LineStream::open(input, options.valid.clone(), options.bytes_read.clone())
+                })
+                .collect();
+            names = streams.iter().map(|stream| stream.name().clone()).collect();
+            Merge::new(streams, options.horizon)
+        };
+        let mut capability = Some(capability);
+        let mut buffer: Vec<SourceEvent> = Vec::new();
+        move |output| {
+            let Some(held) = capability.as_mut() else {
+                return;
+            };
+
+            // Flow control: wait for the rest of the dataflow rather than pile up work in it.
+            let behind = progress.with_frontier(|f| f.first().copied());
+            if let Some(frontier) = behind {
+                if held.time().saturating_sub(frontier) > options.max_ahead {
+                    activator.activate_after(Duration::from_millis(1));
+                    return;
+                }
+            }
+
+            let mut stamp = *held.time();
+            let mut sent = 0;
+            while sent < options.batch {
+                if let (Some(pacing), Some(next)) = (&options.pacing, merge.next_time()) {
+                    if let Some(wait) = pacing.wait_for(next, Instant::now()) {
+                        activator.activate_after(wait.min(Duration::from_millis(100)));
+                        break;
+                    }
+                }
+                let Some(event) = merge.next() else { break };
+                sent += 1;
+                let event = match event {
+                    Event::Apply { reading, stamp: at } => {
+                        if at != stamp && !buffer.is_empty() {
+                            output.session(&held.delayed(&stamp)).give_container(&mut buffer);
+                            buffer.clear();
+                        }
+                        stamp = at;
+                        Ok((reading, at, 1))
+                    }
+                    Event::Late { reading, stream, position, newest } => Err(Rejected {
+                        kind: RejectKind::Late,
+                        source: format!("{}:{}", names[stream], position),
+                        reason: format!(
+                            "event time {} is {} ms behind the newest event time {} of its input (lateness {} ms)",
+                            reading.ts,
+                            newest - reading.ts,
+                            newest,
+                            options.horizon.lateness_ms
+                        ),
+                        line: None,
+                        reading: Some(reading),
+                    }),
+                    Event::Other { item, .. } => Err(item),
+                };
+                buffer.push(event);
+            }
+            if !buffer.is_empty() {
+                // Rejections ride along at the current stamp: they only need some valid time.
+                output
+                    .session(&held.delayed(&stamp))
+                    .give_container(&mut buffer);
+                buffer.clear();
+            }
+
+            match merge.lower_bound() {
+                Some(bound) => {
+                    held.downgrade(&bound);
+                    if options.pacing.is_none() || sent == options.batch {
+                        activator.activate();
+                    }
+                }
+                None => capability = None,
+            }
+        }
+    })
+}
