@@ -1,13 +1,28 @@
-//! `room_averages`: per (room, sensor), the count, sum and mean of every reading applied so far.
+//! `room_averages` and `window_averages`: per (room, sensor), the count, sum and mean of every
+//! reading applied so far, and the same per tumbling event-time window.
+//!
+//! Both are sums, so both are computed by one arrangement: each reading is exploded into its
+//! contribution to its room's all-time aggregate and to its window, contributions are combined per
+//! key and time where they are produced, and `count_total` accumulates them per key. State is one
+//! accumulated `SumCount` per key.
+//!
+//! Each reading contributes to its window twice: once now, and once negated at the window's
+//! *expiry*, the first dataflow time at which the window can no longer change (its end plus the
+//! lateness). The negation empties the window's accumulation, so differential compacts its state
+//! away; the retraction that `count_total` then reports is filtered out, because it says "sealed",
+//! not "deleted". State is thus proportional to the keys and to the windows inside the lateness
+//! horizon, and every sealed window keeps its final value in the output.
 
 use differential_dataflow::operators::CountTotal;
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Map;
 
 use crate::combine::combine;
 use crate::horizon::Time;
-use crate::reading::{Name, Reading};
+use crate::reading::{EventTime, Name, Reading};
 use crate::sum_count::SumCount;
+use crate::windows::{WindowAverage, Windows};
 
 /// The all-time aggregate of one sensor of one room.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -22,21 +37,72 @@ pub struct RoomAverage {
     pub sum: i128,
 }
 
-/// Per (room, sensor), the aggregate of all readings.
-///
-/// State is one accumulated `SumCount` per key: readings are exploded into their contribution and
-/// differential adds contributions as it consolidates them.
-pub fn room_averages<'s>(
+/// What a contribution adds to: a room's all-time aggregate or one of its windows.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Aggregate {
+    Room(Name, Name),
+    Window(Name, Name, EventTime),
+}
+
+/// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's.
+pub fn averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
-) -> VecCollection<'s, Time, RoomAverage> {
-    let contributions = readings
-        .explode(|reading| Some(((reading.room, reading.sensor), SumCount::of(reading.value))));
-    combine(contributions)
-        .count_total()
-        .map(|((room, sensor), total)| RoomAverage {
-            room,
-            sensor,
-            count: total.count,
-            sum: total.sum,
+    windows: Windows,
+) -> (
+    VecCollection<'s, Time, RoomAverage>,
+    VecCollection<'s, Time, WindowAverage>,
+) {
+    let contributions = readings.join_function(move |reading| {
+        let start = windows.start_of(reading.ts);
+        let contribution = SumCount::of(reading.value);
+        let window = Aggregate::Window(reading.room.clone(), reading.sensor.clone(), start);
+        // A time of 0 joined with the update's own time leaves that time unchanged.
+        [
+            (
+                Aggregate::Room(reading.room, reading.sensor),
+                0,
+                contribution,
+            ),
+            (window.clone(), 0, contribution),
+            (window, windows.expiry(start), contribution.negated()),
+        ]
+    });
+    let totals = combine(contributions).count_total().inner;
+    let room_averages = totals
+        .clone()
+        .flat_map(|((aggregate, total), time, diff)| match aggregate {
+            Aggregate::Room(room, sensor) => Some((
+                RoomAverage {
+                    room,
+                    sensor,
+                    count: total.count,
+                    sum: total.sum,
+                },
+                time,
+                diff,
+            )),
+            Aggregate::Window(..) => None,
         })
+        .as_collection();
+    let window_averages = totals
+        .flat_map(move |((aggregate, total), time, diff)| match aggregate {
+            Aggregate::Window(room, sensor, window_start)
+                if time < windows.expiry(window_start) =>
+            {
+                Some((
+                    WindowAverage {
+                        room,
+                        sensor,
+                        window_start,
+                        count: total.count,
+                        sum: total.sum,
+                    },
+                    time,
+                    diff,
+                ))
+            }
+            _ => None,
+        })
+        .as_collection();
+    (room_averages, window_averages)
 }

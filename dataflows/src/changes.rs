@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use differential_dataflow::consolidation::consolidate;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::averages::RoomAverage;
@@ -219,6 +220,67 @@ fn finish<R: Record>((key, record): (R::Key, Option<R>)) -> KeyChange<R> {
     }
 }
 
+/// The current value of each key, maintained from the updates of successive times.
+///
+/// The updates of one time must be consolidated (as every collection here emits them): then each
+/// key sees at most a retraction of its old value and an insertion of its new one, and applying
+/// retractions before insertions needs no sorting.
+pub struct KeyedState<R: Record> {
+    values: FxHashMap<R::Key, R>,
+}
+
+impl<R: Record> Default for KeyedState<R> {
+    fn default() -> Self {
+        KeyedState {
+            values: FxHashMap::default(),
+        }
+    }
+}
+
+impl<R: Record> KeyedState<R> {
+    /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
+    pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
+        for (record, diff) in &updates {
+            if *diff < 0 {
+                let key = record.key();
+                if self.values.get(&key) == Some(record) {
+                    self.values.remove(&key);
+                }
+            }
+        }
+        for (record, diff) in updates {
+            if diff > 0 {
+                debug_assert_eq!(diff, 1, "one value per key: {record:?}");
+                let key = record.key();
+                if !self.values.contains_key(&key) {
+                    on_new_key(&key, &record);
+                }
+                self.values.insert(key, record);
+            }
+        }
+    }
+
+    /// Removes and returns the value of `key`.
+    pub fn remove(&mut self, key: &R::Key) -> Option<R> {
+        self.values.remove(key)
+    }
+
+    /// Removes and returns every value.
+    pub fn drain(&mut self) -> impl Iterator<Item = R> + '_ {
+        self.values.drain().map(|(_, record)| record)
+    }
+
+    /// Number of keys with a value.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no key has a value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
 /// Operation of a change, as written in the envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -297,6 +359,28 @@ mod tests {
                 KeyChange::Upsert(average("b", 2, 10)),
             ]
         );
+    }
+
+    #[test]
+    fn keyed_state_follows_replacements_and_deletions() {
+        let mut state = KeyedState::default();
+        let mut new_keys = Vec::new();
+        state.apply(
+            vec![(average("a", 1, 5), 1), (average("b", 1, 4), 1)],
+            |key, _| new_keys.push(key.room.to_string()),
+        );
+        // At the next time: a is replaced (insertion listed before the retraction), b deleted.
+        state.apply(
+            vec![
+                (average("a", 2, 9), 1),
+                (average("a", 1, 5), -1),
+                (average("b", 1, 4), -1),
+            ],
+            |key, _| new_keys.push(key.room.to_string()),
+        );
+        assert_eq!(new_keys, vec!["a", "b"]);
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.drain().collect::<Vec<_>>(), vec![average("a", 2, 9)]);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //!
 //! What each file owns:
 //! - `reading.rs`: the [`Reading`] type and exact fixed-point values.
+//! - `name.rs`: room and sensor names that compare as integers.
 //! - `horizon.rs`: lateness per input stream, dataflow timestamps, and when state is settled.
 //! - `sum_count.rs`: the difference type that accumulates sums and counts.
 //! - `combine.rs`: adds up each batch's updates per key and time before they are arranged.
-//! - `averages.rs`: `room_averages`.
-//! - `windows.rs`: `window_averages`, with sealing of windows behind the horizon.
+//! - `averages.rs`: `room_averages` and `window_averages`, one arrangement for both.
+//! - `windows.rs`: window boundaries, and when a window is sealed.
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
 //! - `changes.rs`: the change envelope every sink writes.
@@ -35,17 +36,18 @@ pub mod combine;
 pub mod deltas;
 pub mod horizon;
 pub mod merge;
+pub mod name;
 pub mod reading;
 pub mod sum_count;
 pub mod windows;
 
-pub use averages::{room_averages, RoomAverage};
-pub use changes::{key_changes, Envelope, KeyChange, Operation, Record};
+pub use averages::{averages, RoomAverage};
+pub use changes::{key_changes, Envelope, KeyChange, KeyedState, Operation, Record};
 pub use deltas::{temperature_deltas, TemperatureDelta};
 pub use horizon::{Admission, Horizon, StreamWatermark, Time};
 pub use merge::{Event, Item, Merge};
 pub use reading::{EventTime, Fixed, Name, Reading};
-pub use windows::{window_averages, WindowAverage, Windows};
+pub use windows::{WindowAverage, Windows};
 
 use differential_dataflow::VecCollection;
 
@@ -96,9 +98,10 @@ pub fn analytics<'s>(
     readings: VecCollection<'s, Time, Reading>,
     settings: Settings,
 ) -> Collections<'s> {
+    let (room_averages, window_averages) = averages(readings.clone(), settings.windows);
     Collections {
-        room_averages: room_averages(readings.clone()),
-        window_averages: window_averages(readings.clone(), settings.windows),
+        room_averages,
+        window_averages,
         temperature_deltas: temperature_deltas(readings, settings.horizon()),
     }
 }

@@ -10,9 +10,7 @@ use std::fmt;
 /// Event time: milliseconds since the Unix epoch.
 pub type EventTime = i64;
 
-/// A short name (room or sensor), stored inline when it is at most 24 bytes long, so that cloning
-/// and hashing keys costs no allocation.
-pub type Name = compact_str::CompactString;
+pub use crate::name::Name;
 
 /// A value in micro-units (value × 1,000,000), exact and totally ordered.
 #[derive(

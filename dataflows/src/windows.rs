@@ -1,21 +1,10 @@
-//! `window_averages`: per (room, sensor, tumbling event-time window), count, sum and mean.
-//!
-//! Each reading contributes to its window twice: once now, and once negated at the window's
-//! *expiry*, the first dataflow time at which the window can no longer change (its end plus the
-//! lateness). The negation empties the window's accumulation, so differential compacts its state
-//! away; the retraction that `count_total` then reports is filtered out, because it says "sealed",
-//! not "deleted". State is thus proportional to the windows inside the lateness horizon, and every
-//! sealed window keeps its final value in the output.
+//! Tumbling event-time windows: where a reading's window starts, and when a window is sealed.
+//! `window_averages` itself is computed with the all-time averages, in `averages.rs`.
 
-use differential_dataflow::operators::CountTotal;
-use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Filter;
 
-use crate::combine::combine;
 use crate::horizon::{Horizon, Time};
-use crate::reading::{EventTime, Name, Reading};
-use crate::sum_count::SumCount;
+use crate::reading::{EventTime, Name};
 
 /// The aggregate of one sensor of one room over one window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,33 +47,4 @@ impl Windows {
     pub fn is_sealed(&self, start: EventTime, settled_before: EventTime) -> bool {
         start.saturating_add(self.length_ms) <= settled_before
     }
-}
-
-/// Per (room, sensor, window), the aggregate of the readings in that window.
-pub fn window_averages<'s>(
-    readings: VecCollection<'s, Time, Reading>,
-    windows: Windows,
-) -> VecCollection<'s, Time, WindowAverage> {
-    let contributions = readings.join_function(move |reading| {
-        let start = windows.start_of(reading.ts);
-        let contribution = SumCount::of(reading.value);
-        let key = (reading.room, reading.sensor, start);
-        // A time of 0 joined with the update's own time leaves that time unchanged.
-        [
-            (key.clone(), 0, contribution),
-            (key, windows.expiry(start), contribution.negated()),
-        ]
-    });
-    combine(contributions)
-        .count_total()
-        .inner
-        .filter(move |(((_, _, start), _), time, _)| *time < windows.expiry(*start))
-        .as_collection()
-        .map(|((room, sensor, window_start), total)| WindowAverage {
-            room,
-            sensor,
-            window_start,
-            count: total.count,
-            sum: total.sum,
-        })
 }

@@ -4,11 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::FxHashMap;
-
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::VecCollection;
-use roomflow_dataflows::{key_changes, EventTime, KeyChange, Record, Time, Windows};
+use roomflow_dataflows::{EventTime, KeyedState, Record, Time, Windows};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
@@ -23,7 +21,7 @@ pub fn final_state<'s, R: Record>(
     let route = Exchange::new(|(record, _, _): &(R, Time, isize)| record.key().hashed());
     let horizon = windows.horizon;
     let mut pending: BTreeMap<Time, Vec<(R, isize)>> = BTreeMap::new();
-    let mut state: FxHashMap<R::Key, R> = FxHashMap::default();
+    let mut state: KeyedState<R> = KeyedState::default();
     // Keys that settle, by the event time that settles them.
     let mut settling: BTreeSet<(EventTime, R::Key)> = BTreeSet::new();
     let mut buffer = Vec::new();
@@ -40,22 +38,11 @@ pub fn final_state<'s, R: Record>(
                 if frontier.is_some_and(|f| f <= *entry.key()) {
                     break;
                 }
-                for change in key_changes(&mut entry.remove()) {
-                    match change {
-                        KeyChange::Upsert(record) => {
-                            let key = record.key();
-                            if let Some(settles_at) = record.settles_at(&windows) {
-                                if !state.contains_key(&key) {
-                                    settling.insert((settles_at, key.clone()));
-                                }
-                            }
-                            state.insert(key, record);
-                        }
-                        KeyChange::Delete(key) => {
-                            state.remove(&key);
-                        }
+                state.apply(entry.remove(), |key, record| {
+                    if let Some(settles_at) = record.settles_at(&windows) {
+                        settling.insert((settles_at, key.clone()));
                     }
-                }
+                });
             }
             let settled = horizon.settled_before(frontier);
             while settling.first().is_some_and(|(at, _)| *at <= settled) {
@@ -65,7 +52,7 @@ pub fn final_state<'s, R: Record>(
                 }
             }
             if frontier.is_none() {
-                for record in state.drain().map(|(_, record)| record) {
+                for record in state.drain() {
                     push_json_line(&mut buffer, &record.json());
                 }
                 settling.clear();

@@ -8,27 +8,51 @@ use std::sync::{Arc, Mutex};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use roomflow_dataflows::reading::mean_to_f64;
-use roomflow_dataflows::{RoomAverage, Time};
-use timely::dataflow::channels::pact::Exchange;
+use roomflow_dataflows::{KeyedState, RoomAverage, Time};
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
 /// Final room averages, gathered on worker 0.
 pub type RoomTable = Arc<Mutex<Vec<(RoomAverage, isize)>>>;
 
-/// Gathers `room_averages` on worker 0 into `table` (consolidated as it goes).
+/// Gathers the final `room_averages` on worker 0 into `table`. Each worker keeps the current
+/// averages of its own keys and sends them once, when its input is complete, so worker 0 does not
+/// see every intermediate value.
 pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>, table: RoomTable) {
-    room_averages.inner.sink(
-        Exchange::new(|_: &(RoomAverage, Time, isize)| 0),
-        "Summary",
+    let finals = room_averages
+        .inner
+        .unary_frontier(Pipeline, "RoomSummary", |capability, _| {
+            let mut capability = Some(capability);
+            let mut pending: BTreeMap<Time, Vec<(RoomAverage, isize)>> = BTreeMap::new();
+            let mut state: KeyedState<RoomAverage> = KeyedState::default();
+            move |(input, frontier), output| {
+                input.for_each(|_, data| {
+                    for (record, time, diff) in data.drain(..) {
+                        pending.entry(time).or_default().push((record, diff));
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    state.apply(entry.remove(), |_, _| {});
+                }
+                match (frontier.frontier().first(), capability.as_mut()) {
+                    (Some(time), Some(held)) => held.downgrade(time),
+                    (None, Some(held)) => {
+                        output.session(held).give_iterator(state.drain());
+                        capability = None;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    finals.sink(
+        Exchange::new(|_: &RoomAverage| 0),
+        "GatherSummary",
         move |(input, _)| {
             let mut table = table.lock().expect("no panics holding the lock");
-            let before = table.len();
-            input.for_each(|_, data| {
-                table.extend(data.drain(..).map(|(record, _, diff)| (record, diff)))
-            });
-            if table.len() > 2 * before.max(1024) {
-                consolidate(&mut table);
-            }
+            input.for_each(|_, data| table.extend(data.drain(..).map(|record| (record, 1))));
         },
     );
 }
