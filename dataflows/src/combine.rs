@@ -35,9 +35,9 @@ where
                 input.for_each_stamp(|cap, containers| {
                     for container in containers {
                         for (data, time, diff) in container.drain(..) {
-                            if !capabilities.contains_key(&time) {
-                                capabilities.insert(time, cap.delayed(&time, 0));
-                            }
+                            capabilities
+                                .entry(time)
+                                .or_insert_with(|| cap.delayed(&time, 0));
                             match totals.entry((data, time)) {
                                 Entry::Occupied(mut total) => total.get_mut().plus_equals(&diff),
                                 Entry::Vacant(slot) => {

@@ -125,6 +125,9 @@ impl RoomSeries {
     }
 }
 
+/// A temperature reading as the deltas operator holds it: room, event time, value.
+type Temperature = (Name, EventTime, Fixed);
+
 /// For each temperature reading after a room's first, its delta from the room's previous reading.
 ///
 /// Readings are routed to workers by room and applied in dataflow-time order once the input
@@ -139,8 +142,7 @@ pub fn temperature_deltas<'s>(
         .filter(Reading::is_temperature)
         .inner
         .unary_frontier(route, "TemperatureDeltas", move |_, _| {
-            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<(Name, EventTime, Fixed)>)> =
-                BTreeMap::new();
+            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<Temperature>)> = BTreeMap::new();
             let mut rooms: FxHashMap<Name, RoomSeries> = FxHashMap::default();
             let mut changes = Vec::new();
             let mut released_up_to = EventTime::MIN;

@@ -18,13 +18,16 @@ use super::files::{SharedFile, FLUSH_BYTES};
 /// One change as a JSON line, with the time it took effect at.
 pub type ChangeLine = (Time, String);
 
+/// Updates waiting for their time to complete, with the capability to send their changes at.
+type Pending<R> = (Capability<Time>, Vec<(R, isize)>);
+
 /// The changes of `collection` as envelope lines, one per key and time.
 pub fn envelopes<'s, R: Record>(
     collection: VecCollection<'s, Time, R>,
 ) -> Stream<'s, Time, Vec<ChangeLine>> {
     let route = Exchange::new(|(record, _, _): &(R, Time, isize)| record.key().hashed());
     collection.inner.unary_frontier(route, "Envelopes", |_, _| {
-        let mut pending: BTreeMap<Time, (Capability<Time>, Vec<(R, isize)>)> = BTreeMap::new();
+        let mut pending: BTreeMap<Time, Pending<R>> = BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|cap, containers| {
                 for container in containers {

@@ -15,8 +15,9 @@ use super::pacing::Pacing;
 use super::rejected::{RejectKind, Rejected};
 use super::validity::ValidRanges;
 
-/// What the replay source emits: a reading update for the dataflow, or a rejected input.
-pub type SourceEvent = Result<(Reading, Time, isize), Rejected>;
+/// What the replay source emits: a reading update for the dataflow, or a rejected input (boxed:
+/// rejections are rare and large, readings frequent and small).
+pub type SourceEvent = Result<(Reading, Time, isize), Box<Rejected>>;
 
 /// How a worker replays its inputs.
 pub struct ReplayOptions {
@@ -94,7 +95,7 @@ pub fn replay<'s>(
                         stamp = at;
                         Ok((reading, at, 1))
                     }
-                    Event::Late { reading, stream, position, newest } => Err(Rejected {
+                    Event::Late { reading, stream, position, newest } => Err(Box::new(Rejected {
                         kind: RejectKind::Late,
                         source: format!("{}:{}", names[stream], position),
                         reason: format!(
@@ -106,8 +107,8 @@ pub fn replay<'s>(
                         ),
                         line: None,
                         reading: Some(reading),
-                    }),
-                    Event::Other { item, .. } => Err(item),
+                    })),
+                    Event::Other { item, .. } => Err(Box::new(item)),
                 };
                 buffer.push(event);
             }

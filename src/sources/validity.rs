@@ -27,7 +27,7 @@ impl FromStr for ValidRange {
         let (min, max) = range.split_once("..").ok_or_else(|| anyhow!(usage()))?;
         let min: f64 = min.trim().parse().with_context(usage)?;
         let max: f64 = max.trim().parse().with_context(usage)?;
-        if sensor.trim().is_empty() || !(min <= max) {
+        if sensor.trim().is_empty() || min.is_nan() || max.is_nan() || min > max {
             bail!(usage());
         }
         Ok(ValidRange {
