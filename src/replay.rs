@@ -132,7 +132,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         outputs.clone(),
         bytes_read.clone(),
     );
-    let max_ahead = Time::MAX; // EXPERIMENT
+    // A few ticks: enough for the source to hand over whole batches, little enough that what waits
+    // inside operators (and so peak memory) does not depend on how fast each worker happens to run.
+    let max_ahead = (8 * settings.horizon().tick_ms) as Time;
 
     let guards = timely::execute(config, move |worker| {
         let index = worker.index();

@@ -16,7 +16,7 @@
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Map, Partition};
 
 use crate::combine::combine;
 use crate::horizon::Time;
@@ -67,11 +67,27 @@ pub fn averages<'s>(
             (window, windows.expiry(start), contribution.negated()),
         ]
     });
-    let totals = combine(contributions).count_total().inner;
-    let room_averages = totals
-        .clone()
-        .flat_map(|((aggregate, total), time, diff)| match aggregate {
-            Aggregate::Room(room, sensor) => Some((
+    // Three parts, by what each update is: a room's aggregate, a window's, or the retraction that
+    // seals a window (dropped: part 2 has no consumer).
+    let mut parts = combine(contributions)
+        .count_total()
+        .inner
+        .partition(3, move |((aggregate, total), time, diff)| {
+            let part = match &aggregate {
+                Aggregate::Room(..) => 0,
+                Aggregate::Window(.., start) if time < windows.expiry(*start) => 1,
+                Aggregate::Window(..) => 2,
+            };
+            (part, ((aggregate, total), time, diff))
+        })
+        .into_iter();
+    let (rooms, windowed) = (
+        parts.next().expect("three parts"),
+        parts.next().expect("three parts"),
+    );
+    let room_averages = rooms
+        .map(|((aggregate, total), time, diff)| match aggregate {
+            Aggregate::Room(room, sensor) => (
                 RoomAverage {
                     room,
                     sensor,
@@ -80,28 +96,24 @@ pub fn averages<'s>(
                 },
                 time,
                 diff,
-            )),
-            Aggregate::Window(..) => None,
+            ),
+            Aggregate::Window(..) => unreachable!("partitioned"),
         })
         .as_collection();
-    let window_averages = totals
-        .flat_map(move |((aggregate, total), time, diff)| match aggregate {
-            Aggregate::Window(room, sensor, window_start)
-                if time < windows.expiry(window_start) =>
-            {
-                Some((
-                    WindowAverage {
-                        room,
-                        sensor,
-                        window_start,
-                        count: total.count,
-                        sum: total.sum,
-                    },
-                    time,
-                    diff,
-                ))
-            }
-            _ => None,
+    let window_averages = windowed
+        .map(|((aggregate, total), time, diff)| match aggregate {
+            Aggregate::Window(room, sensor, window_start) => (
+                WindowAverage {
+                    room,
+                    sensor,
+                    window_start,
+                    count: total.count,
+                    sum: total.sum,
+                },
+                time,
+                diff,
+            ),
+            Aggregate::Room(..) => unreachable!("partitioned"),
         })
         .as_collection();
     (room_averages, window_averages)

@@ -240,22 +240,22 @@ impl<R: Record> Default for KeyedState<R> {
 impl<R: Record> KeyedState<R> {
     /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
     pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
-        for (record, diff) in &updates {
-            if *diff < 0 {
-                let key = record.key();
-                if self.values.get(&key) == Some(record) {
-                    self.values.remove(&key);
-                }
+        let (insertions, retractions): (Vec<_>, Vec<_>) =
+            updates.into_iter().partition(|(_, diff)| *diff > 0);
+        // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
+        // of its old value then finds the new one and leaves it.
+        for (record, diff) in insertions {
+            debug_assert_eq!(diff, 1, "one value per key: {record:?}");
+            let key = record.key();
+            if !self.values.contains_key(&key) {
+                on_new_key(&key, &record);
             }
+            self.values.insert(key, record);
         }
-        for (record, diff) in updates {
-            if diff > 0 {
-                debug_assert_eq!(diff, 1, "one value per key: {record:?}");
-                let key = record.key();
-                if !self.values.contains_key(&key) {
-                    on_new_key(&key, &record);
-                }
-                self.values.insert(key, record);
+        for (record, _) in retractions {
+            let key = record.key();
+            if self.values.get(&key) == Some(&record) {
+                self.values.remove(&key);
             }
         }
     }

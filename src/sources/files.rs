@@ -144,6 +144,12 @@ pub fn discover(paths: &[PathBuf], forced: Option<Format>) -> anyhow::Result<Vec
             }
         }
     }
+    // A file reached twice (named, and inside a named directory) is read once.
+    let mut seen = std::collections::HashSet::new();
+    inputs.retain(|input| match &input.path {
+        Some(path) => seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())),
+        None => true,
+    });
     if inputs.is_empty() {
         bail!(
             "no input files found in {}",
@@ -436,6 +442,27 @@ mod tests {
         assert!(
             matches!(&items[1], Item::Reading { reading, position: 2 } if reading.room == "419")
         );
+    }
+
+    #[test]
+    fn a_file_reached_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.jsonl");
+        std::fs::write(
+            &file,
+            "{\"room\":\"1\",\"sensor\":\"co2\",\"ts\":1,\"value\":1}\n",
+        )
+        .unwrap();
+        let inputs = discover(
+            &[
+                dir.path().to_path_buf(),
+                file.clone(),
+                dir.path().join("./a.jsonl"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(inputs.len(), 1);
     }
 
     #[test]
