@@ -52,24 +52,35 @@ pub fn averages<'s>(
     VecCollection<'s, Time, RoomAverage>,
     VecCollection<'s, Time, WindowAverage>,
 ) {
-    let contributions = readings.join_function(move |reading| {
-        let start = windows.start_of(reading.ts);
+    let contributions = readings.explode(move |reading| {
+        let window = Aggregate::Window(
+            reading.room.clone(),
+            reading.sensor.clone(),
+            windows.start_of(reading.ts),
+        );
         let contribution = SumCount::of(reading.value);
-        let window = Aggregate::Window(reading.room.clone(), reading.sensor.clone(), start);
-        // A time of 0 joined with the update's own time leaves that time unchanged.
         [
-            (
-                Aggregate::Room(reading.room, reading.sensor),
-                0,
-                contribution,
-            ),
-            (window.clone(), 0, contribution),
-            (window, windows.expiry(start), contribution.negated()),
+            (Aggregate::Room(reading.room, reading.sensor), contribution),
+            (window, contribution),
         ]
     });
+    // Each window's combined contribution is cancelled again at the window's expiry. Adding the
+    // cancellation after combining costs one update per window and batch, not per reading.
+    let with_expiries = combine(contributions)
+        .inner
+        .flat_map(move |(aggregate, time, total)| {
+            let expiry = match &aggregate {
+                Aggregate::Window(.., start) => {
+                    Some((aggregate.clone(), windows.expiry(*start), total.negated()))
+                }
+                Aggregate::Room(..) => None,
+            };
+            std::iter::once((aggregate, time, total)).chain(expiry)
+        });
     // Three parts, by what each update is: a room's aggregate, a window's, or the retraction that
     // seals a window (dropped: part 2 has no consumer).
-    let mut parts = combine(contributions)
+    let mut parts = with_expiries
+        .as_collection()
         .count_total()
         .inner
         .partition(3, move |((aggregate, total), time, diff)| {

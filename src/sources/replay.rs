@@ -61,6 +61,9 @@ pub fn replay<'s>(
         };
         let mut capability = Some(capability);
         let mut buffer: Vec<SourceEvent> = Vec::new();
+        // Event time the last batch spanned: flow control lets a worker run about two batches
+        // ahead, so workers overlap instead of taking turns, and memory stays a few batches.
+        let mut last_span: Time = 0;
         move |output| {
             let Some(held) = capability.as_mut() else {
                 return;
@@ -69,7 +72,7 @@ pub fn replay<'s>(
             // Flow control: wait for the rest of the dataflow rather than pile up work in it.
             let behind = progress.with_frontier(|f| f.first().copied());
             if let Some(frontier) = behind {
-                if held.time().saturating_sub(frontier) > options.max_ahead {
+                if held.time().saturating_sub(frontier) > options.max_ahead + 2 * last_span {
                     // Yield rather than sleep: the operators ahead of us usually catch up within
                     // this very step.
                     activator.activate();
@@ -77,7 +80,8 @@ pub fn replay<'s>(
                 }
             }
 
-            let mut stamp = *held.time();
+            let started_at = *held.time();
+            let mut stamp = started_at;
             let mut sent = 0;
             while sent < options.batch {
                 if let (Some(pacing), Some(next)) = (&options.pacing, merge.next_time()) {
@@ -91,8 +95,8 @@ pub fn replay<'s>(
                 let event = match event {
                     Event::Apply { reading, stamp: at } => {
                         if at != stamp && !buffer.is_empty() {
-                            output.session(&held.delayed(&stamp)).give_container(&mut buffer);
-                            buffer.clear();
+                            // Through the container builder, so `buffer` keeps its allocation.
+                            output.session(&held.delayed(&stamp)).give_iterator(buffer.drain(..));
                         }
                         stamp = at;
                         Ok((reading, at, 1))
@@ -124,6 +128,7 @@ pub fn replay<'s>(
 
             match merge.lower_bound() {
                 Some(bound) => {
+                    last_span = bound.saturating_sub(started_at);
                     held.downgrade(&bound);
                     if options.pacing.is_none() || sent == options.batch {
                         activator.activate();
