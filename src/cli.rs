@@ -154,8 +154,10 @@ pub struct ReplayArgs {
     /// How far behind its input's newest event time a reading may arrive and still be applied.
     #[arg(long, value_parser = duration, default_value = "5m", env = "ROOMFLOW_LATENESS")]
     pub lateness: Duration,
-    /// Granularity of dataflow time: outputs change at most once per tick per key.
-    #[arg(long, value_parser = duration, default_value = "1s", env = "ROOMFLOW_TICK")]
+    /// Granularity of dataflow time: outputs change at most once per tick per key. Replay
+    /// compresses days into seconds, so it defaults to one version per minute of event time;
+    /// final results are the same for any tick.
+    #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
     /// Write the final collections, dead letters and late readings to this directory.
     #[arg(long, value_name = "DIR", env = "ROOMFLOW_OUT")]
@@ -167,7 +169,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"], env = "ROOMFLOW_PROGRESS")]
     pub progress: String,
     /// Input events a worker handles per scheduling step.
-    #[arg(long, default_value_t = 8192, hide = true, env = "ROOMFLOW_BATCH")]
+    #[arg(long, default_value_t = 32768, hide = true, env = "ROOMFLOW_BATCH")]
     pub batch: usize,
     #[command(flatten)]
     pub workers: WorkerArgs,

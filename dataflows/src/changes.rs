@@ -11,6 +11,7 @@ use std::hash::Hash;
 use differential_dataflow::consolidation::consolidate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 
 use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
@@ -246,11 +247,15 @@ impl<R: Record> KeyedState<R> {
         // of its old value then finds the new one and leaves it.
         for (record, diff) in insertions {
             debug_assert_eq!(diff, 1, "one value per key: {record:?}");
-            let key = record.key();
-            if !self.values.contains_key(&key) {
-                on_new_key(&key, &record);
+            match self.values.entry(record.key()) {
+                Entry::Occupied(mut slot) => {
+                    slot.insert(record);
+                }
+                Entry::Vacant(slot) => {
+                    on_new_key(slot.key(), &record);
+                    slot.insert(record);
+                }
             }
-            self.values.insert(key, record);
         }
         for (record, _) in retractions {
             let key = record.key();

@@ -2,7 +2,8 @@
 //! longer change (sealed windows, settled deltas) are written as they settle and forgotten, so
 //! memory follows the keys inside the lateness horizon, not the size of the output.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::VecCollection;
@@ -22,8 +23,9 @@ pub fn final_state<'s, R: Record>(
     let horizon = windows.horizon;
     let mut pending: BTreeMap<Time, Vec<(R, isize)>> = BTreeMap::new();
     let mut state: KeyedState<R> = KeyedState::default();
-    // Keys that settle, by the event time that settles them.
-    let mut settling: BTreeSet<(EventTime, R::Key)> = BTreeSet::new();
+    // Keys that settle, least settling time first. A key deleted and inserted again may be queued
+    // twice; the second turn finds it gone and writes nothing.
+    let mut settling: BinaryHeap<Reverse<(EventTime, R::Key)>> = BinaryHeap::new();
     let mut buffer = Vec::new();
     collection
         .inner
@@ -40,13 +42,16 @@ pub fn final_state<'s, R: Record>(
                 }
                 state.apply(entry.remove(), |key, record| {
                     if let Some(settles_at) = record.settles_at(&windows) {
-                        settling.insert((settles_at, key.clone()));
+                        settling.push(Reverse((settles_at, key.clone())));
                     }
                 });
             }
             let settled = horizon.settled_before(frontier);
-            while settling.first().is_some_and(|(at, _)| *at <= settled) {
-                let (_, key) = settling.pop_first().expect("checked");
+            while settling
+                .peek()
+                .is_some_and(|Reverse((at, _))| *at <= settled)
+            {
+                let Reverse((_, key)) = settling.pop().expect("checked");
                 if let Some(record) = state.remove(&key) {
                     push_json_line(&mut buffer, &record.json());
                 }
