@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use differential_dataflow::AsCollection;
 use roomflow_dataflows::{analytics, Time};
-use timely::dataflow::operators::{OkErr, Probe};
+use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use crate::cli::ReplayArgs;
@@ -150,11 +150,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         };
         worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();
-            // Rejections travel boxed from the source, so that readings stay small; they are
-            // rare, and unboxed only here.
-            #[allow(clippy::result_large_err)]
-            let (readings, rejected) = replay_source(scope, options, probe.clone())
-                .ok_err::<Vec<_>, _, Vec<_>, _, _>(|event| event.map_err(|rejected| *rejected));
+            let (readings, rejected) = replay_source(scope, options, probe.clone());
             let collections = analytics(readings.as_collection(), settings);
 
             let files = outputs_w.as_ref();

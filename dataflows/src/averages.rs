@@ -52,7 +52,7 @@ pub fn averages<'s>(
     VecCollection<'s, Time, RoomAverage>,
     VecCollection<'s, Time, WindowAverage>,
 ) {
-    let contributions = readings.explode(move |reading| {
+    let contributions = combine(readings, move |reading: Reading| {
         let window = Aggregate::Window(
             reading.room.clone(),
             reading.sensor.clone(),
@@ -66,7 +66,7 @@ pub fn averages<'s>(
     });
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the
     // cancellation after combining costs one update per window and batch, not per reading.
-    let with_expiries = combine(contributions)
+    let with_expiries = contributions
         .inner
         .flat_map(move |(aggregate, time, total)| {
             let expiry = match &aggregate {

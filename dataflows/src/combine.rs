@@ -1,5 +1,5 @@
-//! `combine`: adds up, per (key, time), the updates that one worker has in hand before they are
-//! exchanged and arranged (a combiner, as in map-reduce).
+//! `combine`: explodes records into keyed contributions and adds them up, per (key, time), on the
+//! worker that has them, before they are exchanged and arranged (a combiner, as in map-reduce).
 //!
 //! Arranging sorts every update it receives. Readings explode into one update per reading, but
 //! what the aggregates need is one update per key and time: combining each batch in a hash map
@@ -19,37 +19,50 @@ use timely::dataflow::operators::Capability;
 
 use crate::horizon::Time;
 
-/// The same collection, with the updates of each batch added up per (record, time).
-pub fn combine<'s, D, R>(updates: VecCollection<'s, Time, D, R>) -> VecCollection<'s, Time, D, R>
+/// The contributions `explode` makes of each record, added up per (key, time) over each batch:
+/// what `records.explode(explode)` is, with the updates of one batch already consolidated.
+pub fn combine<'s, D, K, R, I, F>(
+    records: VecCollection<'s, Time, D>,
+    mut explode: F,
+) -> VecCollection<'s, Time, K, R>
 where
-    D: Data + Hash,
+    D: Data,
+    K: Data + Hash,
     R: Semigroup + 'static,
+    I: IntoIterator<Item = (K, R)>,
+    F: FnMut(D) -> I + 'static,
 {
-    updates
+    records
         .inner
         .unary(Pipeline, "Combine", |_, _| {
-            let mut totals: FxHashMap<(D, Time), R> = FxHashMap::default();
+            let mut totals: FxHashMap<(K, Time), R> = FxHashMap::default();
             let mut capabilities: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
-            let mut by_time: BTreeMap<Time, Vec<(D, Time, R)>> = BTreeMap::new();
+            let mut by_time: BTreeMap<Time, Vec<(K, Time, R)>> = BTreeMap::new();
             move |input, output| {
                 input.for_each_stamp(|cap, containers| {
                     for container in containers {
-                        for (data, time, diff) in container.drain(..) {
+                        for (record, time, multiplicity) in container.drain(..) {
+                            // Only inserted records (readings) come here.
+                            debug_assert_eq!(multiplicity, 1, "combine takes inserted records");
                             capabilities
                                 .entry(time)
                                 .or_insert_with(|| cap.delayed(&time, 0));
-                            match totals.entry((data, time)) {
-                                Entry::Occupied(mut total) => total.get_mut().plus_equals(&diff),
-                                Entry::Vacant(slot) => {
-                                    slot.insert(diff);
+                            for (key, diff) in explode(record) {
+                                match totals.entry((key, time)) {
+                                    Entry::Occupied(mut total) => {
+                                        total.get_mut().plus_equals(&diff)
+                                    }
+                                    Entry::Vacant(slot) => {
+                                        slot.insert(diff);
+                                    }
                                 }
                             }
                         }
                     }
                 });
-                for ((data, time), diff) in totals.drain() {
+                for ((key, time), diff) in totals.drain() {
                     if !diff.is_zero() {
-                        by_time.entry(time).or_default().push((data, time, diff));
+                        by_time.entry(time).or_default().push((key, time, diff));
                     }
                 }
                 for (time, mut updates) in std::mem::take(&mut by_time) {

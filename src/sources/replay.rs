@@ -7,17 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomflow_dataflows::{Event, Horizon, Merge, Reading, Time};
-use timely::dataflow::operators::generic::operator::source;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::files::{InputFile, LineStream};
 use super::pacing::Pacing;
 use super::rejected::{RejectKind, Rejected};
 use super::validity::ValidRanges;
-
-/// What the replay source emits: a reading update for the dataflow, or a rejected input (boxed:
-/// rejections are rare and large, readings frequent and small).
-pub type SourceEvent = Result<(Reading, Time, isize), Box<Rejected>>;
 
 /// How a worker replays its inputs.
 pub struct ReplayOptions {
@@ -38,41 +36,52 @@ pub struct ReplayOptions {
     pub max_ahead: Time,
 }
 
-/// The replay source over this worker's inputs. `progress` is probed at the end of the
-/// dataflow for flow control.
+/// The replay source over this worker's inputs: reading updates for the dataflow, and rejected
+/// inputs (dead letters, late readings). `progress` is probed at the end of the dataflow for flow
+/// control.
 pub fn replay<'s>(
     scope: Scope<'s, Time>,
     options: ReplayOptions,
     progress: ProbeHandle<Time>,
-) -> Stream<'s, Time, Vec<SourceEvent>> {
-    source(scope, "Replay", move |capability, info| {
-        let activator = scope.activator_for(info.address);
+) -> (
+    Stream<'s, Time, Vec<(Reading, Time, isize)>>,
+    Stream<'s, Time, Vec<Rejected>>,
+) {
+    let mut builder = OperatorBuilder::new("Replay".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (readings_output, readings) = builder.new_output();
+    let (rejected_output, rejected) = builder.new_output();
+    let mut readings_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(readings_output);
+    let mut rejected_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(rejected_output);
+
+    builder.build(move |mut capabilities| {
+        // One capability per output, always at the same time.
+        let mut capabilities = Some((capabilities.remove(0), capabilities.remove(0)));
         let names: Vec<Arc<str>>;
         let mut merge = {
             let streams: Vec<LineStream> = options
                 .inputs
                 .iter()
-                .map(|input| {
-                    LineStream::open(input, options.valid.clone(), options.bytes_read.clone())
-                })
+                .map(|input| LineStream::open(input, options.valid.clone(), options.bytes_read.clone()))
                 .collect();
             names = streams.iter().map(|stream| stream.name().clone()).collect();
             Merge::new(streams, options.horizon)
         };
-        let mut capability = Some(capability);
-        let mut buffer: Vec<SourceEvent> = Vec::new();
+        let mut buffer: Vec<(Reading, Time, isize)> = Vec::new();
+        let mut rejections: Vec<Rejected> = Vec::new();
         // Event time the last batch spanned: flow control lets a worker run about two batches
         // ahead, so workers overlap instead of taking turns, and memory stays a few batches.
         let mut last_span: Time = 0;
-        move |output| {
-            let Some(held) = capability.as_mut() else {
-                return;
-            };
+        move |_frontiers| {
+            let Some((for_readings, for_rejected)) = capabilities.as_mut() else { return };
+            let mut readings_output = readings_output.activate();
+            let mut rejected_output = rejected_output.activate();
 
             // Flow control: wait for the rest of the dataflow rather than pile up work in it.
-            let behind = progress.with_frontier(|f| f.first().copied());
-            if let Some(frontier) = behind {
-                if held.time().saturating_sub(frontier) > options.max_ahead + 2 * last_span {
+            if let Some(frontier) = progress.with_frontier(|f| f.first().copied()) {
+                if for_readings.time().saturating_sub(frontier) > options.max_ahead + 2 * last_span {
                     // Yield rather than sleep: the operators ahead of us usually catch up within
                     // this very step.
                     activator.activate();
@@ -80,7 +89,7 @@ pub fn replay<'s>(
                 }
             }
 
-            let started_at = *held.time();
+            let started_at = *for_readings.time();
             let mut stamp = started_at;
             let mut sent = 0;
             while sent < options.batch {
@@ -92,16 +101,16 @@ pub fn replay<'s>(
                 }
                 let Some(event) = merge.next() else { break };
                 sent += 1;
-                let event = match event {
+                match event {
                     Event::Apply { reading, stamp: at } => {
                         if at != stamp && !buffer.is_empty() {
                             // Through the container builder, so `buffer` keeps its allocation.
-                            output.session(&held.delayed(&stamp)).give_iterator(buffer.drain(..));
+                            readings_output.session(&for_readings.delayed(&stamp)).give_iterator(buffer.drain(..));
                         }
                         stamp = at;
-                        Ok((reading, at, 1))
+                        buffer.push((reading, at, 1));
                     }
-                    Event::Late { reading, stream, position, newest } => Err(Box::new(Rejected {
+                    Event::Late { reading, stream, position, newest } => rejections.push(Rejected {
                         kind: RejectKind::Late,
                         source: format!("{}:{}", names[stream], position),
                         reason: format!(
@@ -113,29 +122,29 @@ pub fn replay<'s>(
                         ),
                         line: None,
                         reading: Some(reading),
-                    })),
-                    Event::Other { item, .. } => Err(Box::new(item)),
-                };
-                buffer.push(event);
+                    }),
+                    Event::Other { item, .. } => rejections.push(item),
+                }
             }
             if !buffer.is_empty() {
-                // Rejections ride along at the current stamp: they only need some valid time.
-                output
-                    .session(&held.delayed(&stamp))
-                    .give_container(&mut buffer);
-                buffer.clear();
+                readings_output.session(&for_readings.delayed(&stamp)).give_iterator(buffer.drain(..));
+            }
+            if !rejections.is_empty() {
+                rejected_output.session(&*for_rejected).give_iterator(rejections.drain(..));
             }
 
             match merge.lower_bound() {
                 Some(bound) => {
                     last_span = bound.saturating_sub(started_at);
-                    held.downgrade(&bound);
+                    for_readings.downgrade(&bound);
+                    for_rejected.downgrade(&bound);
                     if options.pacing.is_none() || sent == options.batch {
                         activator.activate();
                     }
                 }
-                None => capability = None,
+                None => capabilities = None,
             }
         }
-    })
+    });
+    (readings, rejected)
 }
