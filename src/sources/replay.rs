@@ -17,6 +17,9 @@ use super::pacing::Pacing;
 use super::rejected::{RejectKind, Rejected};
 use super::validity::ValidRanges;
 
+/// Reading updates, as the dataflow's input collection takes them.
+pub type ReadingStream<'s> = Stream<'s, Time, Vec<(Reading, Time, isize)>>;
+
 /// How a worker replays its inputs.
 pub struct ReplayOptions {
     /// This worker's inputs.
@@ -43,10 +46,7 @@ pub fn replay<'s>(
     scope: Scope<'s, Time>,
     options: ReplayOptions,
     progress: ProbeHandle<Time>,
-) -> (
-    Stream<'s, Time, Vec<(Reading, Time, isize)>>,
-    Stream<'s, Time, Vec<Rejected>>,
-) {
+) -> (ReadingStream<'s>, Stream<'s, Time, Vec<Rejected>>) {
     let mut builder = OperatorBuilder::new("Replay".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let (readings_output, readings) = builder.new_output();
