@@ -1,6 +1,6 @@
 //! `roomflow`: real-time sensor analytics on timely/differential dataflow.
 //!
-//! Data flows one way: a command (`replay.rs`, `simulate.rs`) wires sources (`sources/`) to the
+//! Data flows one way: a command (`replay.rs`, `simulate/`) wires sources (`sources/`) to the
 //! pure computations of the `roomflow-dataflows` crate, and those to sinks (`sinks/`).
 
 mod cli;

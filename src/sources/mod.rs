@@ -1,6 +1,7 @@
 //! Where readings come from.
 //!
-//! - `formats.rs`: line parsers for JSON lines, the KETI layout and the Intel lab format.
+//! - `formats/`: line parsers for JSON lines, the KETI layout and the Intel lab format, one file
+//!   per format.
 //! - `files.rs`: finding and opening recorded inputs, reading each as a stream of items.
 //! - `validity.rs`: plausibility ranges per sensor.
 //! - `rejected.rs`: dead letters and late readings, as data.

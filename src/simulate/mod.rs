@@ -7,18 +7,34 @@
 //! purpose: readings held back by less than the job's lateness (out of order, still applied),
 //! readings held back by more (late, dropped and counted by the job), and malformed lines. The
 //! output depends only on the options, the seed included.
+//!
+//! - `mod.rs`: the `roomflow simulate` command, [`SimulateOptions`], [`SimulateSummary`],
+//!   [`room_name`] and [`generate`], which interleaves the streams by event time and decides which
+//!   lines are malformed, out of order or late.
+//! - `model.rs`: how a room's sensor values evolve over the day and week, and how often a stream
+//!   reports.
+//! - `lines.rs`: the bytes of a line, well-formed or malformed in one of five ways.
+//! - `shards.rs`: writing lines to their shards, counting what a per-shard lateness judge sees,
+//!   and the lines held back to be written out of order.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::f64::consts::PI;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cli::SimulateArgs;
+
+mod lines;
+mod model;
+mod shards;
+
+use lines::{malform, write_line};
+use model::{interval_ms, RoomModel};
+use shards::{Held, ShardWriter};
 
 /// The job's default lateness (5 min): how far behind its shard's newest event time a line may
 /// be and still be applied, hence where [`SimulateSummary`] draws the line between out of order
@@ -263,71 +279,6 @@ fn validate(options: &SimulateOptions, shards: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes lines to their shards, keeping the summary of what was written.
-struct ShardWriter<'o, 'w, 's> {
-    outputs: &'o mut [Box<dyn Write + 'w>],
-    /// The newest event time written to each shard.
-    newest: Vec<i64>,
-    summary: &'s mut SimulateSummary,
-}
-
-impl ShardWriter<'_, '_, '_> {
-    /// Writes a line with event time `ts`, or a malformed line (`None`).
-    fn write(&mut self, shard: usize, ts: Option<i64>, line: &[u8]) -> io::Result<()> {
-        self.outputs[shard].write_all(line)?;
-        self.summary.lines += 1;
-        let Some(ts) = ts else {
-            self.summary.malformed += 1;
-            return Ok(());
-        };
-        let newest = &mut self.newest[shard];
-        let behind = newest.saturating_sub(ts);
-        if behind > LATENESS_MS {
-            self.summary.late += 1;
-        } else if behind > 0 {
-            self.summary.out_of_order += 1;
-        }
-        *newest = (*newest).max(ts);
-        Ok(())
-    }
-}
-
-/// A well-formed line held back until the generator's clock reaches `release`.
-struct Held {
-    release: i64,
-    /// Which reading it was: orders lines released at the same event time.
-    sequence: u64,
-    shard: usize,
-    ts: i64,
-    line: Vec<u8>,
-}
-
-impl Held {
-    fn key(&self) -> (i64, u64) {
-        (self.release, self.sequence)
-    }
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Held) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Held) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, other: &Held) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-
 /// One (room, sensor) series.
 struct Stream {
     /// The line up to the timestamp, which never changes.
@@ -339,130 +290,6 @@ struct Stream {
     value: f64,
 }
 
-/// What makes rooms differ: their usual climate and how much they are used.
-struct RoomModel {
-    temperature: f64,
-    humidity: f64,
-    /// CO2 (ppm) that people add when the room is occupied.
-    occupants_co2: f64,
-    /// Light (lux) through the windows at noon.
-    daylight: f64,
-    /// Light (lux) of the lamps, on while the room is occupied.
-    lamps: f64,
-}
-
-impl RoomModel {
-    fn new(rng: &mut SmallRng) -> RoomModel {
-        RoomModel {
-            temperature: rng.gen_range(20.5..24.5),
-            humidity: rng.gen_range(38.0..52.0),
-            occupants_co2: rng.gen_range(200.0..700.0),
-            daylight: rng.gen_range(100.0..350.0),
-            lamps: rng.gen_range(250.0..400.0),
-        }
-    }
-
-    fn initial(&self, kind: usize, rng: &mut SmallRng) -> f64 {
-        match kind {
-            0 => self.temperature + rng.gen_range(-0.5..0.5),
-            1 => self.humidity,
-            2 => 420.0 + rng.gen_range(0.0..30.0),
-            _ => 0.0,
-        }
-    }
-
-    /// The value a sensor reads at `ts` after reading `value` about 5 s before: a random walk
-    /// pulled towards what the time of day calls for.
-    fn next(&self, kind: usize, value: f64, ts: i64, rng: &mut SmallRng) -> f64 {
-        let day = ts.div_euclid(86_400_000);
-        let hour = ts.rem_euclid(86_400_000) as f64 / 3_600_000.0;
-        // 1970-01-01 was a Thursday: (day + 3) % 7 counts from Monday.
-        let occupied = (day + 3).rem_euclid(7) < 5 && (8.0..18.0).contains(&hour);
-        let occupancy = if occupied { 1.0 } else { 0.0 };
-        match kind {
-            0 => {
-                let target = self.temperature + occupancy;
-                (value + 0.01 * (target - value) + rng.gen_range(-0.03..0.03)).clamp(19.0, 26.0)
-            }
-            1 => (value + 0.01 * (self.humidity - value) + rng.gen_range(-0.1..0.1))
-                .clamp(30.0, 60.0),
-            2 => {
-                let target = 420.0 + occupancy * self.occupants_co2;
-                (value + 0.01 * (target - value) + rng.gen_range(-3.0..3.0)).clamp(400.0, 1200.0)
-            }
-            _ => {
-                let sun = (PI * (hour - 6.0) / 12.0).sin().max(0.0);
-                let target = sun * self.daylight + occupancy * self.lamps;
-                (target + rng.gen_range(-10.0..10.0)).clamp(0.0, 800.0)
-            }
-        }
-    }
-}
-
-/// Milliseconds until a stream's next reading: mostly about 5 s, sometimes anywhere in 3–9 s.
-fn interval_ms(rng: &mut SmallRng) -> i64 {
-    if rng.gen_bool(0.9) {
-        rng.gen_range(4_000..=6_000)
-    } else {
-        rng.gen_range(3_000..=9_000)
-    }
-}
-
-/// Replaces `line` by a canonical line: `prefix`, then `ts` and the value with two decimals.
-fn write_line(line: &mut Vec<u8>, prefix: &[u8], ts: i64, hundredths: i64) -> io::Result<()> {
-    line.clear();
-    line.extend_from_slice(prefix);
-    let sign = if hundredths < 0 { "-" } else { "" };
-    let magnitude = hundredths.unsigned_abs();
-    writeln!(
-        line,
-        r#"{ts}, "value": {sign}{}.{:02}}}"#,
-        magnitude / 100,
-        magnitude % 100
-    )
-}
-
-/// Replaces the well-formed `line` by malformed line number `nth`, rotating through the ways real
-/// producers get it wrong.
-fn malform(line: &mut Vec<u8>, nth: u64, room: &str, sensor: &str, ts: i64) -> io::Result<()> {
-    match nth % 5 {
-        0 => {
-            // Cut off mid-write: any proper prefix of an object is unterminated.
-            line.truncate((line.len() - 1) / 2);
-            line.push(b'\n');
-            Ok(())
-        }
-        1 => {
-            line.clear();
-            writeln!(
-                line,
-                r#"{{"room": "{room}", "sensor": "{sensor}", "ts": {ts}}}"#
-            )
-        }
-        2 => {
-            line.clear();
-            writeln!(
-                line,
-                r#"{{"room": "{room}", "sensor": "{sensor}", "ts": {ts}, "value": "n/a"}}"#
-            )
-        }
-        3 => {
-            line.clear();
-            writeln!(
-                line,
-                r#"{{"room": "{room}", "sensor": "{sensor}", "ts": "yesterday", "value": 0.00}}"#
-            )
-        }
-        _ => {
-            line.clear();
-            writeln!(
-                line,
-                r#"{{"room": {{}}, "sensor": "{sensor}", "ts": {ts}, "value": 0.00}}"#
-            )
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,7 +298,7 @@ mod tests {
     use std::collections::HashMap;
 
     /// Generates into `shards` in-memory outputs.
-    fn run(options: &SimulateOptions, shards: usize) -> (Vec<Vec<u8>>, SimulateSummary) {
+    pub(super) fn run(options: &SimulateOptions, shards: usize) -> (Vec<Vec<u8>>, SimulateSummary) {
         let mut buffers = vec![Vec::new(); shards];
         let mut outputs: Vec<Box<dyn Write + '_>> = buffers
             .iter_mut()
@@ -483,7 +310,7 @@ mod tests {
     }
 
     /// Each line of a shard parsed, or the reason it does not parse.
-    fn parse(shard: &[u8]) -> Vec<Result<Reading, String>> {
+    pub(super) fn parse(shard: &[u8]) -> Vec<Result<Reading, String>> {
         let text = std::str::from_utf8(shard).unwrap();
         assert!(text.is_empty() || text.ends_with('\n'));
         text.lines()
@@ -496,7 +323,7 @@ mod tests {
             .collect()
     }
 
-    fn options(rooms: usize, readings: u64) -> SimulateOptions {
+    pub(super) fn options(rooms: usize, readings: u64) -> SimulateOptions {
         SimulateOptions {
             rooms,
             readings,
@@ -504,7 +331,7 @@ mod tests {
         }
     }
 
-    fn orderly(rooms: usize, readings: u64) -> SimulateOptions {
+    pub(super) fn orderly(rooms: usize, readings: u64) -> SimulateOptions {
         SimulateOptions {
             malformed_ratio: 0.0,
             out_of_order_ratio: 0.0,
@@ -586,47 +413,6 @@ mod tests {
     }
 
     #[test]
-    fn malformed_lines_rotate_through_five_kinds() {
-        let options = SimulateOptions {
-            malformed_ratio: 1.0,
-            ..orderly(1, 6)
-        };
-        let (shards, summary) = run(&options, 1);
-        let reasons: Vec<String> = parse(&shards[0])
-            .into_iter()
-            .map(Result::unwrap_err)
-            .collect();
-        assert!(
-            reasons[0].starts_with("invalid JSON: EOF while parsing"),
-            "{}",
-            reasons[0]
-        );
-        assert_eq!(
-            reasons[1..5],
-            [
-                "missing field `value`",
-                "`value` must be a number, found string `n/a`",
-                "unparseable date `yesterday`",
-                "`room` must be a string or an integer, found an object",
-            ]
-        );
-        assert!(
-            reasons[5].starts_with("invalid JSON: EOF while parsing"),
-            "{}",
-            reasons[5]
-        );
-        assert_eq!(
-            summary,
-            SimulateSummary {
-                lines: 6,
-                malformed: 6,
-                out_of_order: 0,
-                late: 0,
-            }
-        );
-    }
-
-    #[test]
     fn without_disorder_every_shard_is_in_time_order_and_streams_report_every_3_to_9_s() {
         let options = orderly(10, 10_000);
         let (shards, summary) = run(&options, 3);
@@ -662,55 +448,6 @@ mod tests {
             .map(|reading| reading.unwrap().ts)
             .min();
         assert_eq!(first, Some(options.start_ms));
-    }
-
-    #[test]
-    fn summary_counts_what_a_per_shard_lateness_judge_sees() {
-        let options = SimulateOptions {
-            out_of_order_ratio: 0.05,
-            late_ratio: 0.01,
-            ..options(10, 30_000)
-        };
-        let (shards, summary) = run(&options, 3);
-        let parsed: Vec<_> = shards.iter().map(|shard| parse(shard)).collect();
-        let newest_overall = parsed
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|reading| reading.ts)
-            .max()
-            .unwrap();
-        let mut counted = SimulateSummary {
-            lines: 30_000,
-            ..SimulateSummary::default()
-        };
-        for lines in parsed {
-            let mut newest = i64::MIN;
-            for line in lines {
-                let Ok(reading) = line else {
-                    counted.malformed += 1;
-                    continue;
-                };
-                let behind = newest.saturating_sub(reading.ts);
-                if behind > LATENESS_MS {
-                    counted.late += 1;
-                } else if behind > 0 {
-                    counted.out_of_order += 1;
-                }
-                // Readings held back longer than the stream lasted come at its end, less behind
-                // than intended; every other one is 10-120 s or 6-15 min (less the time since its
-                // shard's previous line) behind.
-                if reading.ts + 900_000 < newest_overall {
-                    assert!(
-                        behind <= 120_000 || (LATENESS_MS < behind && behind <= 900_000),
-                        "{reading:?} is {behind} ms behind"
-                    );
-                }
-                newest = newest.max(reading.ts);
-            }
-        }
-        assert_eq!(summary, counted);
-        assert!(summary.out_of_order > 0 && summary.late > 0, "{summary:?}");
     }
 
     #[test]
