@@ -12,7 +12,8 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::files::{InputFile, LineStream};
+use super::inputs::InputFile;
+use super::lines::LineStream;
 use super::pacing::Pacing;
 use super::rejected::{RejectKind, Rejected};
 use super::validity::ValidRanges;

@@ -1,0 +1,245 @@
+//! Reading one input line by line into readings and dead letters, each with its `file:line`.
+
+use std::io::{self, BufRead, BufReader};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use roomflow_dataflows::{Item, Reading};
+
+use super::formats::{self, Format, StreamContext};
+use super::inputs::{open, InputFile};
+use super::rejected::{RejectKind, Rejected};
+use super::validity::ValidRanges;
+
+/// One input read line by line into [`Item`]s: readings with their line number, or dead letters.
+pub struct LineStream {
+    name: Arc<str>,
+    format: Format,
+    context: StreamContext,
+    valid: Arc<ValidRanges>,
+    reader: Option<Box<dyn BufRead + Send>>,
+    line_number: u64,
+    bytes: Vec<u8>,
+    parsed: Vec<Reading>,
+    /// Readings of the current line not yet yielded (an Intel line holds four), reversed.
+    queued: Vec<Item<Rejected>>,
+}
+
+impl LineStream {
+    /// Opens `input`; a file that cannot be opened yields a single dead letter saying why.
+    pub fn open(input: &InputFile, valid: Arc<ValidRanges>, counter: Arc<AtomicU64>) -> LineStream {
+        let mut stream = LineStream {
+            name: input.name().into(),
+            format: input.format,
+            context: input.context(),
+            valid,
+            reader: None,
+            line_number: 0,
+            bytes: Vec::with_capacity(256),
+            parsed: Vec::with_capacity(4),
+            queued: Vec::new(),
+        };
+        let reader =
+            match &input.path {
+                Some(path) => open(path, counter),
+                None => Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
+                    as Box<dyn BufRead + Send>),
+            };
+        match reader {
+            Ok(reader) => stream.reader = Some(reader),
+            Err(error) => stream
+                .queued
+                .push(stream.dead_letter(format!("cannot open: {error}"), None)),
+        }
+        stream
+    }
+
+    fn dead_letter(&self, reason: String, line: Option<String>) -> Item<Rejected> {
+        Item::Other(Rejected {
+            kind: RejectKind::DeadLetter,
+            source: format!("{}:{}", self.name, self.line_number),
+            reason,
+            line,
+            reading: None,
+        })
+    }
+
+    /// Reads lines until one yields something; `false` at the end of the input.
+    fn read_line(&mut self) -> bool {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return false;
+            };
+            self.bytes.clear();
+            match reader.read_until(b'\n', &mut self.bytes) {
+                Ok(0) => {
+                    self.reader = None;
+                    return false;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    // A corrupt or truncated file: report it where it broke and stop reading it.
+                    self.reader = None;
+                    self.line_number += 1;
+                    self.queued
+                        .push(self.dead_letter(format!("read error: {error}"), None));
+                    return true;
+                }
+            }
+            self.line_number += 1;
+            let bytes = std::mem::take(&mut self.bytes);
+            let outcome = match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    self.parsed.clear();
+                    formats::parse_line(self.format, &self.context, text, &mut self.parsed)
+                        .map_err(|reason| self.dead_letter(reason, Some(text.to_string())))
+                }
+                Err(_) => Err(self.dead_letter(
+                    "not UTF-8 text".to_string(),
+                    Some(String::from_utf8_lossy(&bytes).trim_end().to_string()),
+                )),
+            };
+            self.bytes = bytes;
+            match outcome {
+                Ok(()) if self.parsed.is_empty() => continue,
+                Ok(()) => {
+                    for reading in self.parsed.drain(..).rev() {
+                        let item = match self.valid.check(&reading) {
+                            Ok(()) => Item::Reading {
+                                reading,
+                                position: self.line_number,
+                            },
+                            Err(reason) => Item::Other(Rejected {
+                                kind: RejectKind::DeadLetter,
+                                source: format!("{}:{}", self.name, self.line_number),
+                                reason,
+                                line: None,
+                                reading: Some(reading),
+                            }),
+                        };
+                        self.queued.push(item);
+                    }
+                    return true;
+                }
+                Err(dead_letter) => {
+                    self.queued.push(dead_letter);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// The stream's name in locations.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+}
+
+impl Iterator for LineStream {
+    type Item = Item<Rejected>;
+
+    fn next(&mut self) -> Option<Item<Rejected>> {
+        if let Some(item) = self.queued.pop() {
+            return Some(item);
+        }
+        if self.read_line() {
+            self.queued.pop()
+        } else {
+            None
+        }
+    }
+}
+
+/// The earliest event time among the first readings of the files (stdin excluded: it cannot be
+/// read twice): where `--speed` starts the clock, the same for every worker and process.
+pub fn first_event_time(inputs: &[InputFile]) -> Option<roomflow_dataflows::EventTime> {
+    inputs
+        .iter()
+        .filter(|input| input.path.is_some())
+        .filter_map(|input| {
+            LineStream::open(input, Arc::default(), Arc::default()).find_map(|item| match item {
+                Item::Reading { reading, .. } => Some(reading.ts),
+                Item::Other(_) => None,
+            })
+        })
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::inputs::discover;
+    use std::fs::File;
+    use std::io::Write;
+
+    #[test]
+    fn reads_plain_and_gzip_files_with_line_numbers_and_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.jsonl");
+        std::fs::write(
+            &plain,
+            "{\"room\":\"1\",\"sensor\":\"co2\",\"ts\":1000,\"value\":400}\n\nnot json\n",
+        )
+        .unwrap();
+        let gz = dir.path().join("b.jsonl.gz");
+        let mut encoder =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        encoder
+            .write_all(b"{\"room\":\"2\",\"sensor\":\"co2\",\"ts\":2000,\"value\":500.5}\n")
+            .unwrap();
+        encoder.finish().unwrap();
+
+        let inputs = discover(&[dir.path().to_path_buf()], None).unwrap();
+        assert_eq!(
+            inputs.iter().map(|i| i.format).collect::<Vec<_>>(),
+            vec![Format::Json, Format::Json]
+        );
+
+        let items: Vec<_> = LineStream::open(&inputs[0], Arc::default(), Arc::default()).collect();
+        assert_eq!(items.len(), 2);
+        assert!(matches!(&items[0], Item::Reading { reading, position: 1 } if reading.ts == 1000));
+        match &items[1] {
+            Item::Other(rejected) => {
+                assert_eq!(rejected.source, format!("{}:3", plain.display()));
+                assert_eq!(rejected.line.as_deref(), Some("not json"));
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        let items: Vec<_> = LineStream::open(&inputs[1], Arc::default(), Arc::default()).collect();
+        assert!(
+            matches!(&items[..], [Item::Reading { reading, position: 1 }] if reading.value.0 == 500_500_000)
+        );
+    }
+
+    #[test]
+    fn implausible_values_become_dead_letters_carrying_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = dir.path().join("419");
+        std::fs::create_dir(&room).unwrap();
+        std::fs::write(
+            room.join("temperature.csv"),
+            "1377299115, 579.27\n1377299122, 23.38\n",
+        )
+        .unwrap();
+        let inputs = discover(&[dir.path().to_path_buf()], None).unwrap();
+        assert_eq!(inputs[0].format, Format::Keti);
+        let valid = Arc::new(ValidRanges::new(&["temperature=-40..85".parse().unwrap()]));
+        let items: Vec<_> = LineStream::open(&inputs[0], valid, Arc::default()).collect();
+        match &items[0] {
+            Item::Other(rejected) => {
+                assert_eq!(rejected.kind, RejectKind::DeadLetter);
+                assert!(
+                    rejected.source.ends_with("temperature.csv:1"),
+                    "{}",
+                    rejected.source
+                );
+                assert_eq!(rejected.reading.as_ref().unwrap().ts, 1_377_299_115_000);
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        assert!(
+            matches!(&items[1], Item::Reading { reading, position: 2 } if reading.room == "419")
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! End-to-end: what a user sees at the command line: the table, the summary, configuration
+//! errors, and the bundled sample.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+#[test]
+fn without_out_a_table_of_rooms_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulate(
+        dir.path(),
+        "in.jsonl",
+        &["--rooms", "3", "--readings", "2000"],
+    );
+    let output = ok(&["replay", input.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "header and three rooms:\n{table}");
+    for column in ["room", "co2", "humidity", "light", "temperature"] {
+        assert!(rows[0].contains(column), "{table}");
+    }
+    assert!(rows[1].starts_with("r000"), "{table}");
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        summary.contains("3 rooms") && summary.contains("readings/s"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn configuration_errors_fail_at_start_naming_the_problem() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["replay", "/no/such/input"],
+            "cannot read input `/no/such/input`",
+        ),
+        (
+            &["replay", "x", "--valid", "temperature"],
+            "SENSOR=MIN..MAX",
+        ),
+        (&["replay", "x", "--window", "soon"], "--window"),
+        (&["replay", "x", "-n", "2", "-p", "5"], "-p/--process"),
+        (&["replay", "x", "--changes"], "--out"),
+    ];
+    for (args, message) in cases {
+        let output = roomflow(args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected `{message}` in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_bundled_sample_replays() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/building.jsonl.gz");
+    let output = ok(&["replay", sample.to_str().unwrap()]);
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(summary.contains("20 rooms"), "{summary}");
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the end-to-end tests: run the binary, read its outputs, make fixtures.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs the binary with `args`, whatever the outcome.
+pub fn roomflow(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args(args)
+        .env("ROOMFLOW_LOG", "error")
+        .output()
+        .expect("roomflow runs");
+    output
+}
+
+/// Runs the binary with `args` and fails the test, showing stderr, unless it succeeds.
+pub fn ok(args: &[&str]) -> Output {
+    let output = roomflow(args);
+    assert!(
+        output.status.success(),
+        "roomflow {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The JSON objects of a `.jsonl` file, one per line.
+pub fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The sorted lines of every output file of a run, by file name.
+pub fn outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut content: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        content.sort();
+        files.insert(
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            content,
+        );
+    }
+    files
+}
+
+/// Writes a simulated fixture `name` into `dir`, with extra `simulate` flags.
+pub fn simulate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let mut args = vec!["simulate", "--out", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ok(&args);
+    path
+}
+
+/// Hundredths of a unit, exactly: simulated values have two decimals.
+pub fn hundredths(value: &Value) -> i64 {
+    (value.as_f64().unwrap() * 100.0).round() as i64
+}
