@@ -6,7 +6,7 @@
 //! key and time where they are produced, and `count_total` accumulates them per key. State is one
 //! accumulated `SumCount` per key.
 //!
-//! Each reading contributes to its window twice: once now, and once negated at the window's
+//! What a window receives is received twice: once now, and once negated at the window's
 //! *expiry*, the first dataflow time at which the window can no longer change (its end plus the
 //! lateness). The negation empties the window's accumulation, so differential compacts its state
 //! away; the retraction that `count_total` then reports is filtered out, because it says "sealed",
