@@ -230,6 +230,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     for example in &counts.examples {
         tracing::warn!("dead letter {example}");
     }
+    let unshown = counts
+        .dead_letters
+        .saturating_sub(counts.examples.len() as u64);
+    if unshown > 0 {
+        let all = match &args.out {
+            Some(dir) => format!("all in {}", dir.join("dead_letters.jsonl").display()),
+            None => "write them all with --out DIR".to_string(),
+        };
+        tracing::warn!("… and {unshown} more dead letters ({all})");
+    }
     let total = applied as u64 + counts.dead_letters + counts.late;
     eprintln!(
         "replayed {total} inputs: {applied} readings applied, {} dead letters, {} late; {rooms} rooms; {:.2} s, {:.0} readings/s{}",
