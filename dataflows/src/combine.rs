@@ -65,10 +65,12 @@ where
                         by_time.entry(time).or_default().push((key, time, diff));
                     }
                 }
-                for (time, mut updates) in std::mem::take(&mut by_time) {
+                // Through the container builder, in chunks of timely's usual size: a whole batch
+                // in one container would be a huge allocation, fresh from the OS every time.
+                for (time, updates) in std::mem::take(&mut by_time) {
                     output
                         .session(&capabilities[&time])
-                        .give_container(&mut updates);
+                        .give_iterator(updates.into_iter());
                 }
                 capabilities.clear();
             }
