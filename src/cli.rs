@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::kafka::config::KafkaArgs;
+use crate::kafka::source::StartFrom;
 use crate::sources::formats::Format;
 use crate::sources::validity::ValidRange;
 
@@ -36,8 +38,16 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Replay(ReplayArgs),
     /// Write synthetic readings: realistic rooms, with some disorder and some malformed lines.
+    /// With --brokers and --topic, produce them to Kafka live, at --rate readings/s, until stopped.
     #[command(disable_help_flag = true)]
     Simulate(SimulateArgs),
+    /// The streaming job: sensor topics in, every change out on the alpha topic.
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Publish recorded readings (every format replay reads, merged in event-time order) to a
+    /// Kafka topic, keyed by room.
+    #[command(disable_help_flag = true)]
+    Publish(PublishArgs),
 }
 
 /// timely's worker layout.
@@ -182,20 +192,153 @@ fn millis(duration: Duration, flag: &str) -> anyhow::Result<i64> {
     i64::try_from(duration.as_millis()).with_context(|| format!("{flag} is too long"))
 }
 
+/// Window, lateness and tick in milliseconds, checked.
+fn settings(
+    window: Duration,
+    lateness: Duration,
+    tick: Duration,
+) -> anyhow::Result<roomflow_dataflows::Settings> {
+    let window = millis(window, "--window")?;
+    let lateness = millis(lateness, "--lateness")?;
+    let tick = millis(tick, "--tick")?;
+    if window == 0 {
+        bail!("--window must be at least 1ms");
+    }
+    if tick == 0 {
+        bail!("--tick must be at least 1ms");
+    }
+    Ok(roomflow_dataflows::Settings::new(window, lateness, tick))
+}
+
 impl ReplayArgs {
     /// Window, lateness and tick in milliseconds, checked.
     pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
-        let window = millis(self.window, "--window")?;
-        let lateness = millis(self.lateness, "--lateness")?;
-        let tick = millis(self.tick, "--tick")?;
-        if window == 0 {
-            bail!("--window must be at least 1ms");
-        }
-        if tick == 0 {
-            bail!("--tick must be at least 1ms");
-        }
-        Ok(roomflow_dataflows::Settings::new(window, lateness, tick))
+        settings(self.window, self.lateness, self.tick)
     }
+}
+
+/// `roomflow run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Sensor topics to read, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "topic_pattern",
+        conflicts_with = "topic_pattern",
+        env = "ROOMFLOW_TOPICS"
+    )]
+    pub topics: Vec<String>,
+    /// Read every topic whose name matches this regular expression, e.g. '^sensors\.'.
+    #[arg(long, value_parser = regex, env = "ROOMFLOW_TOPIC_PATTERN")]
+    pub topic_pattern: Option<regex::Regex>,
+    /// Consumer group the job commits its offsets to.
+    #[arg(long, default_value = "roomflow", env = "ROOMFLOW_GROUP")]
+    pub group: String,
+    /// Where to start partitions present at start: earliest (rebuild all state from the
+    /// retained messages), committed (continue after the group's last commit; state before it
+    /// is not rebuilt), latest (only new messages). Partitions added later start at earliest.
+    #[arg(
+        long = "from",
+        value_enum,
+        default_value = "earliest",
+        env = "ROOMFLOW_FROM"
+    )]
+    pub from: StartFrom,
+    /// Topic every change is produced to.
+    #[arg(long, default_value = "alpha", env = "ROOMFLOW_ALPHA_TOPIC")]
+    pub alpha_topic: String,
+    /// Topic malformed messages and late readings are produced to, unchanged, with headers
+    /// saying where they came from and why.
+    #[arg(
+        long,
+        default_value = "alpha.dead-letters",
+        env = "ROOMFLOW_DEAD_LETTER_TOPIC"
+    )]
+    pub dead_letter_topic: String,
+    /// Partitions of the alpha and dead-letter topics, if the job creates them.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_ALPHA_PARTITIONS")]
+    pub alpha_partitions: i32,
+    /// Replication factor of topics the job creates.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_REPLICATION_FACTOR")]
+    pub replication_factor: i32,
+    /// Stop once every partition has been caught up for this long (for batch use and tests);
+    /// without it the job runs until SIGINT/SIGTERM.
+    #[arg(long, value_parser = duration, env = "ROOMFLOW_EXIT_WHEN_IDLE")]
+    pub exit_when_idle: Option<Duration>,
+    /// How often to look for new partitions and topics.
+    #[arg(long, value_parser = duration, default_value = "5s", env = "ROOMFLOW_DISCOVER_INTERVAL")]
+    pub discover_interval: Duration,
+    /// Plausible range of a sensor, SENSOR=MIN..MAX; readings outside are dead letters. Repeatable.
+    #[arg(
+        long = "valid",
+        value_name = "SENSOR=MIN..MAX",
+        env = "ROOMFLOW_VALID",
+        value_delimiter = ','
+    )]
+    pub valid: Vec<ValidRange>,
+    /// Length of the tumbling windows of window_averages.
+    #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_WINDOW")]
+    pub window: Duration,
+    /// How far behind its partition's newest event time a reading may arrive and still be applied.
+    #[arg(long, value_parser = duration, default_value = "5m", env = "ROOMFLOW_LATENESS")]
+    pub lateness: Duration,
+    /// Granularity of dataflow time: a change reaches the alpha topic once its tick is complete,
+    /// so this bounds the latency from below.
+    #[arg(long, value_parser = duration, default_value = "100ms", env = "ROOMFLOW_TICK")]
+    pub tick: Duration,
+    /// Messages a worker handles per scheduling step.
+    #[arg(long, default_value_t = 8192, hide = true, env = "ROOMFLOW_BATCH")]
+    pub batch: usize,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+impl RunArgs {
+    /// Window, lateness and tick in milliseconds, checked.
+    pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
+        settings(self.window, self.lateness, self.tick)
+    }
+}
+
+fn regex(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(text).map_err(|e| format!("not a regular expression: {e}"))
+}
+
+/// `roomflow publish`.
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Files and directories to publish (`.gz` read transparently); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Topic to produce to; created with --partitions if it does not exist.
+    #[arg(long, env = "ROOMFLOW_TOPIC")]
+    pub topic: String,
+    /// Partitions of the topic, if it is created.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_PARTITIONS")]
+    pub partitions: i32,
+    /// Replication factor of the topic, if it is created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_REPLICATION_FACTOR")]
+    pub replication_factor: i32,
+    /// Input format; detected per file from its name and first line when not given.
+    #[arg(long, value_parser = format, env = "ROOMFLOW_FORMAT")]
+    pub format: Option<Format>,
+    /// Publish at this many times the recorded pace (default: as fast as possible).
+    #[arg(long, value_parser = positive, env = "ROOMFLOW_SPEED")]
+    pub speed: Option<f64>,
+    /// Show a progress bar: auto (on a terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"], env = "ROOMFLOW_PROGRESS")]
+    pub progress: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
 }
 
 /// `roomflow simulate`.
@@ -204,9 +347,9 @@ pub struct SimulateArgs {
     /// Number of rooms.
     #[arg(long, default_value_t = 10, env = "ROOMFLOW_ROOMS")]
     pub rooms: usize,
-    /// Number of lines to write.
-    #[arg(long, default_value_t = 10_000, env = "ROOMFLOW_READINGS")]
-    pub readings: u64,
+    /// Number of lines to write (default 10,000 to a file; live, unlimited).
+    #[arg(long, env = "ROOMFLOW_READINGS")]
+    pub readings: Option<u64>,
     /// Random seed: the same seed writes the same lines.
     #[arg(long, default_value_t = 1, env = "ROOMFLOW_SEED")]
     pub seed: u64,
@@ -225,9 +368,26 @@ pub struct SimulateArgs {
     /// Fraction of readings delivered 6–15 minutes late (beyond the default lateness).
     #[arg(long, default_value_t = 0.0005, env = "ROOMFLOW_LATE")]
     pub late: f64,
-    /// Event time of the first reading, epoch ms.
+    /// Event time of the first reading, epoch ms (files only; live readings carry the time
+    /// they are produced at).
     #[arg(long, default_value_t = 1_700_000_000_000, env = "ROOMFLOW_START")]
     pub start: i64,
+    /// Kafka bootstrap servers for live mode (default: KAFKA_BROKERS, else localhost:9092).
+    #[arg(long, requires = "topic")]
+    pub brokers: Option<String>,
+    /// Produce live to this Kafka topic instead of writing lines, until stopped (or until
+    /// --readings); created with --partitions if it does not exist.
+    #[arg(long, conflicts_with_all = ["out", "shards"], env = "ROOMFLOW_TOPIC")]
+    pub topic: Option<String>,
+    /// Readings per second, live.
+    #[arg(long, default_value_t = 100.0, value_parser = positive, env = "ROOMFLOW_RATE")]
+    pub rate: f64,
+    /// Partitions of the topic, if it is created.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_PARTITIONS")]
+    pub partitions: i32,
+    /// A librdkafka property, KEY=VALUE, for the live producer. Repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = crate::kafka::config::property, env = "ROOMFLOW_KAFKA_PROPERTIES", value_delimiter = ';')]
+    pub properties: Vec<(String, String)>,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,

@@ -1,10 +1,14 @@
 //! `roomflow`: real-time sensor analytics on timely/differential dataflow.
 //!
-//! Data flows one way: a command (`replay.rs`, `simulate/`) wires sources (`sources/`) to the
-//! pure computations of the `roomflow-dataflows` crate, and those to sinks (`sinks/`).
+//! Data flows one way: a command (`replay.rs`, `run.rs`, `publish.rs`, `simulate/`) wires sources
+//! (`sources/`, `kafka/source.rs`) to the pure computations of the `roomflow-dataflows` crate, and
+//! those to sinks (`sinks/`, `kafka/sink.rs`).
 
 mod cli;
+mod kafka;
+mod publish;
 mod replay;
+mod run;
 mod simulate;
 mod sinks;
 mod sources;
@@ -28,6 +32,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => replay::replay(args),
         cli::Command::Simulate(args) => simulate::command(args),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Publish(args) => publish::publish(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

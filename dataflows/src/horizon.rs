@@ -128,6 +128,14 @@ impl StreamWatermark {
         }
     }
 
+    /// Moves the watermark up to `time` (if it is behind), as if the stream had delivered a reading
+    /// then. A live source calls this when a stream that was idle delivers again after the
+    /// others moved on: the stream continues from where the computation is, so its readings are
+    /// judged late against that and stamped no earlier than the source's capability.
+    pub fn catch_up(&mut self, time: EventTime) {
+        self.newest = Some(self.newest.map_or(time, |newest| newest.max(time)));
+    }
+
     /// The least stamp this stream can still produce, knowing (when known) the event time of the
     /// next reading it will offer.
     pub fn lower_bound(&self, next: Option<EventTime>, horizon: &Horizon) -> Time {
@@ -195,6 +203,26 @@ mod tests {
         watermark.admit(9_999, &horizon);
         assert_eq!(watermark.lower_bound(Some(1), &horizon), 9_000);
         assert_eq!(watermark.lower_bound(None, &horizon), 9_000);
+    }
+
+    #[test]
+    fn an_idle_stream_catches_up_with_the_computation() {
+        let horizon = Horizon::new(5 * MIN, 1_000);
+        let mut watermark = StreamWatermark::new();
+        watermark.admit(MIN, &horizon);
+        // The others moved on to 20 min while this stream was idle.
+        watermark.catch_up(20 * MIN);
+        assert_eq!(
+            watermark.admit(14 * MIN, &horizon),
+            Admission::Late { newest: 20 * MIN }
+        );
+        assert_eq!(
+            watermark.admit(16 * MIN, &horizon),
+            Admission::OnTime { stamp: 1_200_000 }
+        );
+        // Catching up never moves a watermark back.
+        watermark.catch_up(2 * MIN);
+        assert_eq!(watermark.newest(), Some(20 * MIN));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - `model.rs`: how a room's sensor values evolve over the day and week, and how often a stream
 //!   reports.
 //! - `lines.rs`: the bytes of a line, well-formed or malformed in one of five ways.
+//! - `live.rs`: live mode, producing to Kafka at a steady rate until stopped.
 //! - `shards.rs`: writing lines to their shards, counting what a per-shard lateness judge sees,
 //!   and the lines held back to be written out of order.
 
@@ -29,6 +30,7 @@ use anyhow::Context;
 use crate::cli::SimulateArgs;
 
 mod lines;
+mod live;
 mod model;
 mod shards;
 
@@ -49,13 +51,31 @@ pub const SENSORS: [&str; 4] = ["temperature", "humidity", "co2", "light"];
 pub fn command(args: SimulateArgs) -> anyhow::Result<()> {
     let options = SimulateOptions {
         rooms: args.rooms,
-        readings: args.readings,
+        readings: args.readings.unwrap_or(10_000),
         seed: args.seed,
         start_ms: args.start,
         malformed_ratio: args.malformed,
         out_of_order_ratio: args.out_of_order,
         late_ratio: args.late,
     };
+    if let Some(topic) = &args.topic {
+        let kafka = crate::kafka::config::KafkaArgs {
+            brokers: args
+                .brokers
+                .clone()
+                .or_else(|| std::env::var("KAFKA_BROKERS").ok())
+                .unwrap_or_else(|| "localhost:9092".to_string()),
+            properties: args.properties.clone(),
+        };
+        let target = live::LiveTarget {
+            kafka,
+            topic: topic.clone(),
+            partitions: args.partitions,
+            rate: args.rate,
+            limit: args.readings,
+        };
+        return live::produce(&options, target);
+    }
     let shards = args.shards.max(1);
     let mut outputs: Vec<Box<dyn Write>> = match (&args.out, shards) {
         (None, 1) => vec![Box::new(BufWriter::with_capacity(

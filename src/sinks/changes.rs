@@ -1,4 +1,4 @@
-//! `--changes`: every change of every collection, in dataflow-time order, in the envelope the
+//! Changes as envelopes, and `--changes`: every change of every collection, in dataflow-time order, in the envelope the
 //! Kafka and MongoDB sinks use. Changes are formed where each key lives, then gathered on the
 //! first worker of each process, which writes them time by time (lines of one time sorted, so the
 //! file is the same however the work was spread).
@@ -15,8 +15,17 @@ use timely::dataflow::Stream;
 
 use super::files::{SharedFile, FLUSH_BYTES};
 
-/// One change as a JSON line, with the time it took effect at.
-pub type ChangeLine = (Time, String);
+/// One change: the time it took effect at, its message key (`["<collection>", <key>]`, which the
+/// alpha topic partitions by) and its envelope as a JSON line.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ChangeLine {
+    /// Dataflow time of the change.
+    pub time: Time,
+    /// `["<collection>", <key as JSON>]`.
+    pub key: String,
+    /// The envelope.
+    pub line: String,
+}
 
 /// Updates waiting for their time to complete, with the capability to send their changes at.
 type Pending<R> = (Capability<Time>, Vec<(R, isize)>);
@@ -47,9 +56,13 @@ pub fn envelopes<'s, R: Record>(
                 let (capability, mut updates) = entry.remove();
                 let time = *capability.time();
                 let lines = key_changes(&mut updates).into_iter().map(|change| {
-                    let line = serde_json::to_string(&Envelope::new(&change, time))
-                        .expect("envelopes serialize");
-                    (time, line)
+                    let envelope = Envelope::new(&change, time);
+                    ChangeLine {
+                        time,
+                        key: serde_json::to_string(&(R::COLLECTION, &envelope.key))
+                            .expect("keys serialize"),
+                        line: serde_json::to_string(&envelope).expect("envelopes serialize"),
+                    }
                 });
                 output.session(&capability).give_iterator(lines);
             }
@@ -72,8 +85,8 @@ pub fn write_changes<'s>(
         .concatenate(streams)
         .sink(route, "WriteChanges", move |(input, frontier)| {
             input.for_each(|_, data| {
-                for (time, line) in data.drain(..) {
-                    pending.entry(time).or_default().push(line);
+                for change in data.drain(..) {
+                    pending.entry(change.time).or_default().push(change.line);
                 }
             });
             while let Some(entry) = pending.first_entry() {

@@ -61,6 +61,7 @@ impl LineStream {
             reason,
             line,
             reading: None,
+            origin: None,
         })
     }
 
@@ -116,6 +117,7 @@ impl LineStream {
                                 reason,
                                 line: None,
                                 reading: Some(reading),
+                                origin: None,
                             }),
                         };
                         self.queued.push(item);

@@ -19,7 +19,7 @@ pub enum RejectKind {
 pub struct Rejected {
     /// Dead letter or late.
     pub kind: RejectKind,
-    /// Where it came from: `file:line` (or `-:line` for stdin).
+    /// Where it came from: `file:line` (or `-:line` for stdin), or `topic/partition/offset`.
     pub source: String,
     /// Why it was rejected, for a human.
     pub reason: String,
@@ -27,6 +27,24 @@ pub struct Rejected {
     pub line: Option<String>,
     /// The reading, when one could be read.
     pub reading: Option<Reading>,
+    /// The Kafka message it came from, for the dead-letter topic.
+    pub origin: Option<Box<KafkaOrigin>>,
+}
+
+/// A rejected Kafka message: where it was and its bytes, which the dead-letter topic carries
+/// unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KafkaOrigin {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub payload: Vec<u8>,
 }
 
 /// Output shape of a rejected input in `dead_letters.jsonl` / `late.jsonl`.

@@ -123,6 +123,7 @@ pub fn replay<'s>(
                         ),
                         line: None,
                         reading: Some(reading),
+                        origin: None,
                     }),
                     Event::Other { item, .. } => rejections.push(item),
                 }

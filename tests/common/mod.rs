@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod kafka;
+
 /// Runs the binary with `args`, whatever the outcome.
 pub fn roomflow(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))

@@ -1,0 +1,141 @@
+//! Workers telling each other how far they are.
+//!
+//! Timely's progress tracking tells every worker the *least* capability in the computation, but
+//! two decisions of the Kafka job need more:
+//! - A worker whose partitions are all caught up (or that owns none) must not hold back the
+//!   frontier. It moves its capability up to the *newest* capability any worker reports: its
+//!   partitions, when they deliver again, continue from there (see `source.rs`).
+//! - Consumed offsets may be committed only once every worker's sink has had the changes they
+//!   caused acknowledged by the broker: the *least* acknowledged time over all workers.
+//!
+//! Both travel through a tiny side dataflow (separate from the main one, so no cycle): each
+//! worker broadcasts its [`Report`] when it changes, and every worker keeps the latest report of
+//! every peer. Channels between two workers are FIFO, so the latest received is the latest sent.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use roomflow_dataflows::Time;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Input;
+use timely::dataflow::InputHandle;
+use timely::worker::Worker;
+
+/// What a worker tells the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Its source's capability; `None` once the source has stopped.
+    pub capability: Option<Time>,
+    /// Every change its sinks made at times before this is acknowledged by the broker; `None`
+    /// once its sinks are complete and everything is acknowledged.
+    pub acked: Option<Time>,
+}
+
+/// The side dataflow's input: (worker index, its report), at successive rounds.
+type ReportInput = InputHandle<u64, CapacityContainerBuilder<Vec<(usize, Report)>>>;
+
+/// One worker's end of the side dataflow.
+pub struct Coordination {
+    index: usize,
+    input: Option<ReportInput>,
+    round: u64,
+    last_sent: Option<Report>,
+    reports: Rc<RefCell<Vec<Option<Report>>>>,
+}
+
+impl Coordination {
+    /// Builds the side dataflow on `worker`.
+    pub fn new(worker: &mut Worker) -> Coordination {
+        let peers = worker.peers();
+        let reports = Rc::new(RefCell::new(vec![None; peers]));
+        let received = reports.clone();
+        let input = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, stream) = scope.new_input::<Vec<(usize, Report)>>();
+            stream
+                .broadcast()
+                .sink(Pipeline, "Coordination", move |(input, _)| {
+                    let mut reports = received.borrow_mut();
+                    input.for_each(|_, data| {
+                        for (from, report) in data.drain(..) {
+                            reports[from] = Some(report);
+                        }
+                    });
+                });
+            input
+        });
+        Coordination {
+            index: worker.index(),
+            input: Some(input),
+            round: 0,
+            last_sent: None,
+            reports,
+        }
+    }
+
+    /// Sends `report` to every worker, unless it is what was sent last.
+    pub fn publish(&mut self, report: Report) {
+        if self.last_sent == Some(report) {
+            return;
+        }
+        if let Some(input) = self.input.as_mut() {
+            input.send((self.index, report));
+            self.round += 1;
+            input.advance_to(self.round);
+            self.last_sent = Some(report);
+        }
+    }
+
+    /// A shared view of the reports, for the source operator.
+    pub fn view(&self) -> CoordinationView {
+        CoordinationView {
+            reports: self.reports.clone(),
+        }
+    }
+
+    /// Stops sending; the side dataflow completes once every worker has stopped.
+    pub fn close(&mut self) {
+        self.input = None;
+    }
+}
+
+/// Read access to the latest report of every worker.
+#[derive(Clone)]
+pub struct CoordinationView {
+    reports: Rc<RefCell<Vec<Option<Report>>>>,
+}
+
+impl CoordinationView {
+    /// The newest capability any worker reports.
+    pub fn newest_capability(&self) -> Option<Time> {
+        self.reports
+            .borrow()
+            .iter()
+            .filter_map(|report| report.and_then(|r| r.capability))
+            .max()
+    }
+
+    /// The time before which every worker's changes are acknowledged: `Some(None)` when all are,
+    /// `None` while some worker has not reported yet.
+    pub fn acked(&self) -> Option<Option<Time>> {
+        let reports = self.reports.borrow();
+        let mut least: Option<Time> = None;
+        for report in reports.iter() {
+            let report = (*report)?;
+            if let Some(acked) = report.acked {
+                least = Some(least.map_or(acked, |least: Time| least.min(acked)));
+            }
+        }
+        Some(least)
+    }
+
+    /// Whether every worker has stopped its source and had all its output acknowledged.
+    pub fn all_complete(&self) -> bool {
+        self.reports.borrow().iter().all(|report| {
+            report.is_some_and(|report| report.capability.is_none() && report.acked.is_none())
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! Kafka: the live source of `roomflow run`, the alpha and dead-letter sinks, and what `publish`
+//! and `simulate` need to feed a topic.
+//!
+//! What each file owns:
+//! - `config.rs`: broker address and `-X` properties, turned into client configurations, and the
+//!   start-up check that the brokers answer.
+//! - `topics.rs`: creating missing topics through the admin API (brokers without auto-creation).
+//! - `discovery.rs`: a thread per process that lists the partitions of the sensor topics and
+//!   notices new ones; which worker owns which partition.
+//! - `source.rs`: the timely source: each worker reads the partitions it owns, judges lateness
+//!   per partition, and holds its capability where its partitions can still produce.
+//! - `coordination.rs`: a small side dataflow through which workers tell each other how far
+//!   they are (capabilities and acknowledged output), so idle workers do not hold back progress
+//!   and offsets are committed only behind acknowledged output.
+//! - `offsets.rs`: consumed positions waiting for their output to be acknowledged.
+//! - `sink.rs`: producing changes to the alpha topic and rejected input to the dead-letter
+//!   topic, tracking which dataflow times the broker has acknowledged.
+
+pub mod config;
+pub mod coordination;
+pub mod discovery;
+pub mod offsets;
+pub mod sink;
+pub mod source;
+pub mod topics;

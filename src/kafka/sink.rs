@@ -1,0 +1,278 @@
+//! Producing to Kafka: every change to the alpha topic, every rejected message to the
+//! dead-letter topic, and which dataflow times the broker has acknowledged.
+//!
+//! Each worker produces the changes of the keys it owns (the envelope operator routes every key
+//! to one worker), in time order, with an idempotent producer: the changes of one key go to one
+//! partition (librdkafka partitions by the message key), in order, without duplicates from
+//! retries. Each message carries its dataflow time as its delivery token; a time counts as
+//! acknowledged once no message of it or before it is outstanding and the sink's input has
+//! passed it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use roomflow_dataflows::Time;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Concatenate;
+use timely::dataflow::Stream;
+
+use super::config::KafkaArgs;
+use crate::sinks::changes::ChangeLine;
+use crate::sources::rejected::{RejectKind, Rejected};
+
+/// Messages produced and not yet acknowledged, per dataflow time, and the first failure.
+#[derive(Default)]
+pub struct Deliveries {
+    outstanding: Mutex<BTreeMap<Time, u64>>,
+    failure: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    fn sent(&self, time: Time) {
+        *self
+            .outstanding
+            .lock()
+            .expect("no panics holding the lock")
+            .entry(time)
+            .or_default() += 1;
+    }
+
+    /// The least time with a message not yet acknowledged.
+    pub fn least_outstanding(&self) -> Option<Time> {
+        self.outstanding
+            .lock()
+            .expect("no panics holding the lock")
+            .keys()
+            .next()
+            .copied()
+    }
+
+    /// The first delivery that failed for good, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .expect("no panics holding the lock")
+            .clone()
+    }
+}
+
+/// The producer's context: counts deliveries back in.
+pub struct DeliveryTracker(pub Arc<Deliveries>);
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, time: usize) {
+        if let Err((error, message)) = result {
+            let mut failure = self.0.failure.lock().expect("no panics holding the lock");
+            if failure.is_none() {
+                use rdkafka::message::Message;
+                *failure = Some(format!("to topic `{}`: {error}", message.topic()));
+            }
+            // Leave it outstanding: its time is never acknowledged, so its offsets are never
+            // committed, and the job stops with the failure.
+            return;
+        }
+        let mut outstanding = self
+            .0
+            .outstanding
+            .lock()
+            .expect("no panics holding the lock");
+        let time = time as Time;
+        if let Some(count) = outstanding.get_mut(&time) {
+            *count -= 1;
+            if *count == 0 {
+                outstanding.remove(&time);
+            }
+        }
+    }
+}
+
+/// The producer type of the sinks.
+pub type AlphaProducer = ThreadedProducer<DeliveryTracker>;
+
+/// Creates a worker's producer: idempotent, every in-sync replica acknowledging.
+pub fn producer(kafka: &KafkaArgs) -> anyhow::Result<(AlphaProducer, Arc<Deliveries>)> {
+    let deliveries = Arc::new(Deliveries::default());
+    let producer = kafka
+        .client_config(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+        ])
+        .create_with_context(DeliveryTracker(deliveries.clone()))?;
+    Ok((producer, deliveries))
+}
+
+/// What the sink of one worker shares with the worker's loop.
+#[derive(Default)]
+pub struct SinkState {
+    /// The sink's input frontier; `None` once the input is complete.
+    pub frontier: Option<Time>,
+    /// Changes produced to the alpha topic.
+    pub changes: u64,
+    /// Messages produced to the dead-letter topic.
+    pub dead_letters: u64,
+}
+
+impl SinkState {
+    /// Every message at times before the returned one is acknowledged; `None` when everything
+    /// is, and nothing more will come.
+    pub fn acked(&self, deliveries: &Deliveries) -> Option<Time> {
+        match (self.frontier, deliveries.least_outstanding()) {
+            (None, None) => None,
+            (Some(frontier), None) => Some(frontier),
+            (None, Some(outstanding)) => Some(outstanding),
+            (Some(frontier), Some(outstanding)) => Some(frontier.min(outstanding)),
+        }
+    }
+}
+
+/// What goes out.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+enum Outgoing {
+    Change(ChangeLine),
+    Rejected(Rejected),
+}
+
+/// Topic names of the sinks.
+#[derive(Clone, Debug)]
+pub struct SinkTopics {
+    /// Changes.
+    pub alpha: String,
+    /// Malformed messages and late readings.
+    pub dead_letters: String,
+}
+
+/// Produces `changes` and `rejected` of this worker.
+pub fn kafka_sink<'s>(
+    changes: Stream<'s, Time, Vec<ChangeLine>>,
+    rejected: Stream<'s, Time, Vec<Rejected>>,
+    producer: Arc<AlphaProducer>,
+    deliveries: Arc<Deliveries>,
+    topics: SinkTopics,
+    state: Rc<RefCell<SinkState>>,
+) {
+    let scope = changes.scope();
+    let streams = vec![
+        changes.map(Outgoing::Change),
+        rejected.map(Outgoing::Rejected),
+    ];
+    scope
+        .concatenate(streams)
+        .sink(Pipeline, "KafkaSink", move |(input, frontier)| {
+            let mut state = state.borrow_mut();
+            input.for_each_stamp(|stamp, data| {
+                let time = *stamp.least().expect("a message has a time");
+                for container in data {
+                    for outgoing in container.drain(..) {
+                        match outgoing {
+                            Outgoing::Change(change) => {
+                                let record =
+                                    BaseRecord::with_opaque_to(&topics.alpha, time as usize)
+                                        .key(change.key.as_bytes())
+                                        .payload(change.line.as_bytes());
+                                send(&producer, &deliveries, time, record);
+                                state.changes += 1;
+                            }
+                            Outgoing::Rejected(rejected) => {
+                                let Some(origin) = &rejected.origin else {
+                                    continue;
+                                };
+                                let kind = match rejected.kind {
+                                    RejectKind::DeadLetter => "malformed",
+                                    RejectKind::Late => "late",
+                                };
+                                let (partition, offset) =
+                                    (origin.partition.to_string(), origin.offset.to_string());
+                                let headers = OwnedHeaders::new()
+                                    .insert(Header {
+                                        key: "roomflow.kind",
+                                        value: Some(kind),
+                                    })
+                                    .insert(Header {
+                                        key: "roomflow.reason",
+                                        value: Some(&rejected.reason),
+                                    })
+                                    .insert(Header {
+                                        key: "roomflow.topic",
+                                        value: Some(&origin.topic),
+                                    })
+                                    .insert(Header {
+                                        key: "roomflow.partition",
+                                        value: Some(&partition),
+                                    })
+                                    .insert(Header {
+                                        key: "roomflow.offset",
+                                        value: Some(&offset),
+                                    });
+                                let mut record =
+                                    BaseRecord::with_opaque_to(&topics.dead_letters, time as usize)
+                                        .payload(origin.payload.as_slice())
+                                        .headers(headers);
+                                if let Some(key) = &origin.key {
+                                    record = record.key(key.as_slice());
+                                }
+                                send(&producer, &deliveries, time, record);
+                                state.dead_letters += 1;
+                            }
+                        }
+                    }
+                }
+            });
+            state.frontier = frontier.frontier().first().copied();
+        });
+}
+
+fn send<K, P>(
+    producer: &AlphaProducer,
+    deliveries: &Deliveries,
+    time: Time,
+    mut record: BaseRecord<'_, K, P, usize>,
+) where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    // Counted before sending: the delivery may be reported before `send` returns.
+    deliveries.sent(time);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                back,
+            )) => {
+                // Backpressure: librdkafka's queue is full until the broker acknowledges more.
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => {
+                let mut failure = deliveries
+                    .failure
+                    .lock()
+                    .expect("no panics holding the lock");
+                failure.get_or_insert_with(|| format!("cannot produce: {error}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until every message produced is acknowledged, or `timeout`.
+pub fn flush(producer: &AlphaProducer, timeout: Duration) -> anyhow::Result<()> {
+    producer
+        .flush(timeout)
+        .map_err(|error| anyhow::anyhow!("cannot flush the Kafka producer: {error}"))
+}

@@ -1,0 +1,151 @@
+//! Helpers for the tests against a Kafka-protocol broker: the address (`KAFKA_BROKERS`, else the
+//! local stand-in that `scripts/kafka.sh start` runs), unique topic names (the stand-in must
+//! never delete topics), and reading a whole topic back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The brokers the tests use.
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Fails with instructions unless a broker answers.
+pub fn require_broker() {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    if let Err(error) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+        panic!(
+            "no Kafka broker at {} ({error}): start one with scripts/kafka.sh start, or set KAFKA_BROKERS",
+            brokers()
+        );
+    }
+}
+
+/// A topic name no other test or run has used.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// One message read back.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every message of `topic`, partition by partition in offset order.
+pub fn read_topic(topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        list.add_partition_offset(topic, *partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut records = Vec::new();
+    let mut ended = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ended.len() < partitions.len() {
+        assert!(Instant::now() < deadline, "reading {topic} took too long");
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            Some(Ok(message)) => {
+                ended.remove(&message.partition());
+                let headers = message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                records.push(Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+}
+
+/// The state a consumer of the alpha topic holds after applying `records` in order: upsert or
+/// delete by (collection, key). Also checks that every change of a key is in one partition.
+pub fn apply_changes(records: &[Record]) -> BTreeMap<(String, String), Value> {
+    let mut state = BTreeMap::new();
+    let mut partition_of: BTreeMap<(String, String), i32> = BTreeMap::new();
+    for record in records {
+        let change: Value = serde_json::from_slice(&record.payload).unwrap();
+        let key = (
+            change["collection"].as_str().unwrap().to_string(),
+            change["key"].to_string(),
+        );
+        let expected_key = serde_json::to_string(&(&key.0, &change["key"])).unwrap();
+        assert_eq!(
+            record.key.as_deref(),
+            Some(expected_key.as_bytes()),
+            "message key"
+        );
+        let partition = *partition_of.entry(key.clone()).or_insert(record.partition);
+        assert_eq!(
+            partition, record.partition,
+            "changes of {key:?} in two partitions"
+        );
+        match change["operation"].as_str().unwrap() {
+            "upsert" => {
+                state.insert(key, change["data"].clone());
+            }
+            "delete" => {
+                state.remove(&key);
+            }
+            other => panic!("unknown operation {other}"),
+        }
+    }
+    state
+}
