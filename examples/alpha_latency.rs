@@ -1,0 +1,86 @@
+//! Latency of the live job, for `scripts/bench-kafka.sh`: reads the alpha topic and, for every
+//! `temperature_deltas` upsert, takes the time from the reading's event time (which the live
+//! simulator sets to the moment it produces the reading) to the change's produce timestamp.
+//!
+//! `cargo run --release --example alpha_latency -- BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS`
+//! (only readings with FROM_MS <= ts < UNTIL_MS count: leave out the warm-up and the stop).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, brokers, topic, from, until] = &args[..] else {
+        eprintln!("usage: alpha_latency BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS");
+        std::process::exit(2);
+    };
+    let (from, until): (i64, i64) = (
+        from.parse().expect("FROM_MS"),
+        until.parse().expect("UNTIL_MS"),
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "alpha-latency")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        list.add_partition_offset(topic, *partition, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&list).expect("assign");
+    let mut latencies: Vec<i64> = Vec::new();
+    let mut ended = BTreeSet::new();
+    while ended.len() < partitions.len() {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
+            Some(Err(error)) => eprintln!("{error}"),
+            Some(Ok(message)) => {
+                ended.remove(&message.partition());
+                let Some(produced) = message.timestamp().to_millis() else {
+                    continue;
+                };
+                let change: serde_json::Value =
+                    serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
+                if change["collection"] != "temperature_deltas" || change["operation"] != "upsert" {
+                    continue;
+                }
+                let ts = change["key"]["ts"].as_i64().expect("ts");
+                if (from..until).contains(&ts) {
+                    latencies.push(produced - ts);
+                }
+            }
+        }
+    }
+    if latencies.is_empty() {
+        eprintln!("no temperature_deltas upserts for readings in the window");
+        std::process::exit(1);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "latency over {} readings (event time → change produced to alpha): p50 {} ms, p99 {} ms, max {} ms",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}

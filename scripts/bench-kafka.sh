@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmarks the streaming job against the local broker (scripts/kafka.sh; started if needed).
+#
+# 1. Throughput: publish BENCH_READINGS (default 1M) simulated readings of 100 rooms to a topic
+#    with 4 partitions, then time, from start until caught up, a bare rdkafka consumer reading
+#    the topic and `roomflow run` with -w 1 and -w 2 (each into its own alpha topic).
+# 2. Latency: `roomflow run -w 2` on a live topic fed by `roomflow simulate` at BENCH_RATE
+#    (default 5,000) readings/s for BENCH_SECONDS (default 40); the time from each reading's
+#    produce time to its temperature delta being produced to alpha: p50, p99, max (the first
+#    10 s are warm-up and left out).
+#
+# Extra arguments go to both `roomflow run`s (e.g. --tick 1s). Work files in BENCH_DIR
+# (default target/bench-kafka).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+READINGS="${BENCH_READINGS:-1000000}"
+RATE="${BENCH_RATE:-5000}"
+SECONDS_LIVE="${BENCH_SECONDS:-40}"
+DIR="${BENCH_DIR:-target/bench-kafka}"
+BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+export KAFKA_BROKERS="$BROKERS"
+export ROOMFLOW_LOG="${ROOMFLOW_LOG:-warn}"
+mkdir -p "$DIR"
+
+if [[ "$BROKERS" == 127.0.0.1:* ]]; then
+  KAFKA_PORT="${BROKERS##*:}" scripts/kafka.sh start
+fi
+cargo build --release --locked --quiet --bin roomflow --example bare_consumer --example alpha_latency
+BIN=target/release/roomflow
+RUN_ID="$(date +%s)"
+now_ms() { date +%s%3N; }
+
+echo "== throughput: $READINGS readings, 100 rooms, 4 partitions"
+INPUT="$DIR/readings-$READINGS.jsonl"
+[[ -f "$INPUT" ]] || "$BIN" simulate --rooms 100 --readings "$READINGS" --seed 7 --out "$INPUT"
+TOPIC="bench-$RUN_ID"
+"$BIN" publish "$INPUT" --topic "$TOPIC" --partitions 4 --progress never
+
+target/release/examples/bare_consumer "$BROKERS" "$TOPIC"
+
+IDLE=1
+for workers in 1 2; do
+  start=$(now_ms)
+  "$BIN" run --topics "$TOPIC" --alpha-topic "bench-alpha-$RUN_ID-w$workers" \
+    --dead-letter-topic "bench-dead-$RUN_ID-w$workers" --group "bench-$RUN_ID-w$workers" \
+    --exit-when-idle "${IDLE}s" -w "$workers" "$@"
+  end=$(now_ms)
+  # Start to caught up: the wall time without the idle wait at the end.
+  busy=$((end - start - IDLE * 1000))
+  awk -v n="$READINGS" -v ms="$busy" -v w="$workers" \
+    'BEGIN { printf "roomflow run -w %d: %d messages in %.2f s to caught up: %.0f messages/s\n", w, n, ms / 1000, n / (ms / 1000) }'
+done
+
+echo "== latency: $RATE readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
+LIVE="live-$RUN_ID"
+ALPHA="live-alpha-$RUN_ID"
+"$BIN" run --topics "$LIVE" --alpha-topic "$ALPHA" --dead-letter-topic "live-dead-$RUN_ID" \
+  --group "live-$RUN_ID" --discover-interval 1s -w 2 "$@" &
+JOB=$!
+trap 'kill $JOB 2>/dev/null || true' EXIT
+sleep 2
+began=$(now_ms)
+"$BIN" simulate --topic "$LIVE" --partitions 4 --rooms 100 --rate "$RATE" \
+  --readings $((RATE * SECONDS_LIVE)) --malformed 0 --out-of-order 0 --late 0
+ended=$(now_ms)
+sleep 2
+kill -TERM "$JOB"
+wait "$JOB"
+trap - EXIT
+target/release/examples/alpha_latency "$BROKERS" "$ALPHA" $((began + 10000)) $((ended - 1000))
