@@ -9,8 +9,12 @@
 #    produce time to its temperature delta being produced to alpha: p50, p99, max (the first
 #    10 s are warm-up and left out).
 #
-# Extra arguments go to both `roomflow run`s (e.g. --tick 1s). Work files in BENCH_DIR
+# Extra arguments go to every `roomflow run` (e.g. --tick 1s). Work files in BENCH_DIR
 # (default target/bench-kafka).
+#
+# The local broker (tansu on SQLite) gets slower as its store grows, so each measurement starts
+# from a fresh store (port BENCH_KAFKA_PORT, default 19600) and the same published input: the job
+# and the bare consumer face the same broker. With KAFKA_BROKERS set, that broker is used as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,14 +22,27 @@ READINGS="${BENCH_READINGS:-1000000}"
 RATE="${BENCH_RATE:-5000}"
 SECONDS_LIVE="${BENCH_SECONDS:-40}"
 DIR="${BENCH_DIR:-target/bench-kafka}"
-BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
-export KAFKA_BROKERS="$BROKERS"
 export ROOMFLOW_LOG="${ROOMFLOW_LOG:-warn}"
 mkdir -p "$DIR"
-
-if [[ "$BROKERS" == 127.0.0.1:* ]]; then
-  KAFKA_PORT="${BROKERS##*:}" scripts/kafka.sh start
+if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+  BROKERS="$KAFKA_BROKERS"
+  fresh_broker() { :; }
+else
+  export KAFKA_PORT="${BENCH_KAFKA_PORT:-19600}" KAFKA_STATE="$DIR/broker"
+  BROKERS="127.0.0.1:$KAFKA_PORT"
+  fresh_broker() {
+    scripts/kafka.sh stop >/dev/null 2>&1 || true
+    rm -rf "$KAFKA_STATE"
+    scripts/kafka.sh start 2>/dev/null
+  }
 fi
+JOB=""
+cleanup() {
+  [[ -n "$JOB" ]] && kill "$JOB" 2>/dev/null
+  [[ -z "${KAFKA_STATE:-}" ]] || scripts/kafka.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+export KAFKA_BROKERS="$BROKERS"
 cargo build --release --locked --quiet --bin roomflow --example bare_consumer --example alpha_latency
 BIN=target/release/roomflow
 RUN_ID="$(date +%s)"
@@ -35,12 +52,17 @@ echo "== throughput: $READINGS readings, 100 rooms, 4 partitions"
 INPUT="$DIR/readings-$READINGS.jsonl"
 [[ -f "$INPUT" ]] || "$BIN" simulate --rooms 100 --readings "$READINGS" --seed 7 --out "$INPUT"
 TOPIC="bench-$RUN_ID"
-"$BIN" publish "$INPUT" --topic "$TOPIC" --partitions 4 --progress never
+publish() {
+  fresh_broker
+  "$BIN" publish "$INPUT" --topic "$TOPIC" --partitions 4 --progress never
+}
 
+publish
 target/release/examples/bare_consumer "$BROKERS" "$TOPIC"
 
 IDLE=1
 for workers in 1 2; do
+  publish
   start=$(now_ms)
   "$BIN" run --topics "$TOPIC" --alpha-topic "bench-alpha-$RUN_ID-w$workers" \
     --dead-letter-topic "bench-dead-$RUN_ID-w$workers" --group "bench-$RUN_ID-w$workers" \
@@ -53,12 +75,12 @@ for workers in 1 2; do
 done
 
 echo "== latency: $RATE readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
+fresh_broker
 LIVE="live-$RUN_ID"
 ALPHA="live-alpha-$RUN_ID"
 "$BIN" run --topics "$LIVE" --alpha-topic "$ALPHA" --dead-letter-topic "live-dead-$RUN_ID" \
   --group "live-$RUN_ID" --discover-interval 1s -w 2 "$@" &
 JOB=$!
-trap 'kill $JOB 2>/dev/null || true' EXIT
 sleep 2
 began=$(now_ms)
 "$BIN" simulate --topic "$LIVE" --partitions 4 --rooms 100 --rate "$RATE" \
@@ -67,5 +89,5 @@ ended=$(now_ms)
 sleep 2
 kill -TERM "$JOB"
 wait "$JOB"
-trap - EXIT
+JOB=""
 target/release/examples/alpha_latency "$BROKERS" "$ALPHA" $((began + 10000)) $((ended - 1000))

@@ -287,6 +287,11 @@ pub struct RunArgs {
     /// so this bounds the latency from below.
     #[arg(long, value_parser = duration, default_value = "100ms", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
+    /// Granularity of dataflow time while a partition works through a backlog (more than
+    /// 10,000 messages behind its end): one version per key and catch-up tick instead of per
+    /// tick. A multiple of --tick; equal to --tick to turn coalescing off.
+    #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_CATCH_UP_TICK")]
+    pub catch_up_tick: Duration,
     /// Messages a worker handles per scheduling step.
     #[arg(long, default_value_t = 8192, hide = true, env = "ROOMFLOW_BATCH")]
     pub batch: usize,
@@ -303,6 +308,20 @@ impl RunArgs {
     /// Window, lateness and tick in milliseconds, checked.
     pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
         settings(self.window, self.lateness, self.tick)
+    }
+
+    /// `--catch-up-tick` in milliseconds, checked against `--tick`.
+    pub fn catch_up_tick_ms(&self) -> anyhow::Result<i64> {
+        let tick = millis(self.tick, "--tick")?;
+        let coarse = millis(self.catch_up_tick, "--catch-up-tick")?;
+        if tick == 0 || coarse < tick || coarse % tick != 0 {
+            bail!(
+                "--catch-up-tick ({}) must be a multiple of --tick ({})",
+                humantime::format_duration(self.catch_up_tick),
+                humantime::format_duration(self.tick)
+            );
+        }
+        Ok(coarse)
     }
 }
 

@@ -42,12 +42,29 @@ struct Totals {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = args.settings()?;
+    let catch_up_tick_ms = args.catch_up_tick_ms()?;
     let config = args.workers.timely_config()?;
-    args.kafka.check_reachable()?;
     let topics = SinkTopics {
         alpha: args.alpha_topic.clone(),
         dead_letters: args.dead_letter_topic.clone(),
     };
+    let selection = match &args.topic_pattern {
+        // Never the job's own outputs, whatever the pattern matches.
+        Some(pattern) => TopicSelection::Pattern {
+            pattern: pattern.clone(),
+            except: vec![topics.alpha.clone(), topics.dead_letters.clone()],
+        },
+        None => TopicSelection::Named(args.topics.clone()),
+    };
+    if let TopicSelection::Named(names) = &selection {
+        if names
+            .iter()
+            .any(|name| *name == topics.alpha || *name == topics.dead_letters)
+        {
+            bail!("--topics must not include the job's own output topics (--alpha-topic, --dead-letter-topic)");
+        }
+    }
+    args.kafka.check_reachable()?;
     ensure_topics(
         &args.kafka,
         &[
@@ -62,21 +79,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ],
         args.replication_factor,
     )?;
-    let selection = match &args.topic_pattern {
-        Some(pattern) => TopicSelection::Pattern(pattern.clone()),
-        None => TopicSelection::Named(args.topics.clone()),
-    };
-    if let TopicSelection::Named(names) = &selection {
-        if names
-            .iter()
-            .any(|name| *name == topics.alpha || *name == topics.dead_letters)
-        {
-            bail!("--topics must not include the job's own output topics (--alpha-topic, --dead-letter-topic)");
-        }
-    }
     let discovery = Discovery::start(&args.kafka, selection, args.discover_interval)?;
 
-    // The first SIGINT/SIGTERM stops cleanly; a second SIGINT exits at once.
+    // The first SIGINT/SIGTERM stops cleanly; a second one exits at once.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
@@ -108,7 +113,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let totals_w = totals.clone();
     let stop_w = stop.clone();
-    let max_ahead = (8 * settings.horizon().tick_ms) as Time;
+    // A few coarse ticks: a partition catching up moves a whole catch-up tick at a time.
+    let max_ahead = (8 * catch_up_tick_ms) as Time;
 
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
@@ -147,6 +153,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             exit_when_idle,
             coordination: view.clone(),
             max_ahead,
+            catch_up_tick_ms,
         };
         worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();

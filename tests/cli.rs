@@ -32,7 +32,7 @@ fn without_out_a_table_of_rooms_is_printed() {
 
 #[test]
 fn configuration_errors_fail_at_start_naming_the_problem() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["replay", "/no/such/input"],
             "cannot read input `/no/such/input`",
@@ -44,6 +44,18 @@ fn configuration_errors_fail_at_start_naming_the_problem() {
         (&["replay", "x", "--window", "soon"], "--window"),
         (&["replay", "x", "-n", "2", "-p", "5"], "-p/--process"),
         (&["replay", "x", "--changes"], "--out"),
+        (&["run"], "--topics"),
+        (&["run", "--topics", "s", "-X", "linger"], "KEY=VALUE"),
+        (&["run", "--topics", "s", "--from", "yesterday"], "--from"),
+        (
+            &["run", "--topics", "s,alpha"],
+            "must not include the job's own output topics",
+        ),
+        // Nothing listens on port 1: a clear error after the connect timeout, not a hang.
+        (
+            &["run", "--topics", "s", "--brokers", "127.0.0.1:1"],
+            "cannot reach Kafka at `127.0.0.1:1`",
+        ),
     ];
     for (args, message) in cases {
         let output = roomflow(args);

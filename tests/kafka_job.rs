@@ -165,3 +165,112 @@ fn after_a_clean_stop_and_more_input_a_restart_agrees_with_a_replay_of_everythin
     let rebuilt = apply_changes(&read_topic(&alpha));
     assert_same_state(&rebuilt, &replayed);
 }
+
+/// The total `count` of the room averages rebuilt from `alpha` so far.
+fn applied_so_far(alpha: &str) -> i64 {
+    apply_changes(&read_topic(alpha))
+        .iter()
+        .filter(|((collection, _), _)| collection == "room_averages")
+        .map(|(_, data)| data["count"].as_i64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulate(
+        dir.path(),
+        "readings.jsonl",
+        &[
+            "--rooms",
+            "4",
+            "--readings",
+            "3000",
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+        ],
+    );
+    let (topic, alpha, dead, group) = (
+        unique("sensors"),
+        unique("alpha"),
+        unique("dead"),
+        unique("group"),
+    );
+    // One partition, two workers: one of them owns nothing.
+    ok(&[
+        "publish",
+        input.to_str().unwrap(),
+        "--topic",
+        &topic,
+        "--partitions",
+        "1",
+        "--brokers",
+        &brokers(),
+    ]);
+    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args([
+            "run",
+            "--topics",
+            &topic,
+            "--alpha-topic",
+            &alpha,
+            "--dead-letter-topic",
+            &dead,
+            "--group",
+            &group,
+            "--brokers",
+            &brokers(),
+            "-w",
+            "2",
+        ])
+        .env("ROOMFLOW_LOG", "error")
+        .spawn()
+        .unwrap();
+
+    // While the job runs, everything but the last tick reaches alpha: the idle worker follows
+    // the busy one instead of holding the frontier at its start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut applied = 0;
+    while applied < 3000 - 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {applied} of 3000 readings reached alpha while the job ran"
+        );
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "the job stopped by itself"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        applied = applied_so_far(&alpha);
+    }
+
+    // SIGTERM: the job flushes the last tick, commits, and exits 0.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &job.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(job.wait().unwrap().success());
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+
+    // The committed position is the end of the topic: nothing consumed is left uncommitted.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(&topic, 0);
+    let committed = consumer
+        .committed_offsets(list, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        committed.find_partition(&topic, 0).unwrap().offset(),
+        rdkafka::Offset::Offset(3000)
+    );
+}

@@ -139,3 +139,34 @@ impl CoordinationView {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(reports: Vec<Option<Report>>) -> CoordinationView {
+        CoordinationView {
+            reports: Rc::new(RefCell::new(reports)),
+        }
+    }
+
+    fn report(capability: Option<Time>, acked: Option<Time>) -> Option<Report> {
+        Some(Report { capability, acked })
+    }
+
+    #[test]
+    fn acknowledged_time_is_the_least_over_workers_once_all_reported() {
+        assert_eq!(view(vec![report(Some(5), Some(3)), None]).acked(), None);
+        let workers = view(vec![report(Some(9), Some(7)), report(Some(4), Some(3))]);
+        assert_eq!(workers.acked(), Some(Some(3)));
+        assert_eq!(workers.newest_capability(), Some(9));
+        assert!(!workers.all_complete());
+        // A complete worker no longer bounds anything.
+        let workers = view(vec![report(None, None), report(Some(4), Some(3))]);
+        assert_eq!(workers.acked(), Some(Some(3)));
+        assert_eq!(workers.newest_capability(), Some(4));
+        let done = view(vec![report(None, None), report(None, None)]);
+        assert_eq!(done.acked(), Some(None));
+        assert!(done.all_complete());
+    }
+}

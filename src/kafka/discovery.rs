@@ -49,15 +49,22 @@ pub fn owner(partition: &Partition, peers: usize) -> usize {
 pub enum TopicSelection {
     /// These topics.
     Named(Vec<String>),
-    /// Every topic whose name matches.
-    Pattern(Regex),
+    /// Every topic whose name matches, except these.
+    Pattern {
+        /// The pattern.
+        pattern: Regex,
+        /// Topics never read (the job's own outputs).
+        except: Vec<String>,
+    },
 }
 
 impl TopicSelection {
     fn selects(&self, topic: &str) -> bool {
         match self {
             TopicSelection::Named(names) => names.iter().any(|name| name == topic),
-            TopicSelection::Pattern(pattern) => pattern.is_match(topic),
+            TopicSelection::Pattern { pattern, except } => {
+                pattern.is_match(topic) && !except.iter().any(|name| name == topic)
+            }
         }
     }
 }
@@ -98,23 +105,12 @@ impl Discovery {
                 let mut failing = false;
                 let mut missing_reported: Vec<String> = Vec::new();
                 while !stop_t.load(Ordering::Relaxed) {
-                    match consumer.fetch_metadata(None, Duration::from_secs(5)) {
-                        Ok(metadata) => {
+                    match list(&consumer, &selection) {
+                        Ok(mut found) => {
                             if failing {
                                 tracing::info!("Kafka metadata available again");
                                 failing = false;
                             }
-                            let mut found: Vec<Partition> = metadata
-                                .topics()
-                                .iter()
-                                .filter(|topic| selection.selects(topic.name()))
-                                .flat_map(|topic| {
-                                    topic.partitions().iter().map(|p| Partition {
-                                        topic: topic.name().to_string(),
-                                        partition: p.id(),
-                                    })
-                                })
-                                .collect();
                             if let TopicSelection::Named(names) = &selection {
                                 let missing: Vec<String> = names
                                     .iter()
@@ -177,7 +173,36 @@ impl Drop for Discovery {
     }
 }
 
-/// `topic[0-3] other[0-1]`: a short description for the log.
+/// The partitions of the selected topics. Named topics are asked for one by one: listing every
+/// topic of a large cluster is much more work for the broker.
+fn list(
+    consumer: &BaseConsumer,
+    selection: &TopicSelection,
+) -> rdkafka::error::KafkaResult<Vec<Partition>> {
+    let timeout = Duration::from_secs(10);
+    let mut found = Vec::new();
+    let mut add = |metadata: rdkafka::metadata::Metadata| {
+        for topic in metadata.topics() {
+            if selection.selects(topic.name()) && topic.error().is_none() {
+                found.extend(topic.partitions().iter().map(|p| Partition {
+                    topic: topic.name().to_string(),
+                    partition: p.id(),
+                }));
+            }
+        }
+    };
+    match selection {
+        TopicSelection::Named(names) => {
+            for name in names {
+                add(consumer.fetch_metadata(Some(name), timeout)?);
+            }
+        }
+        TopicSelection::Pattern { .. } => add(consumer.fetch_metadata(None, timeout)?),
+    }
+    Ok(found)
+}
+
+/// `topic[4 partitions] other[2 partitions]`: a short description for the log.
 fn summarize(partitions: &[Partition]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut i = 0;
@@ -220,7 +245,11 @@ mod tests {
     fn selection_by_name_or_pattern() {
         let named = TopicSelection::Named(vec!["a".into(), "b".into()]);
         assert!(named.selects("a") && !named.selects("ab"));
-        let pattern = TopicSelection::Pattern(Regex::new(r"^sensors\.").unwrap());
-        assert!(pattern.selects("sensors.floor1") && !pattern.selects("alpha"));
+        let pattern = TopicSelection::Pattern {
+            pattern: Regex::new(r"^sensors\.|alpha").unwrap(),
+            except: vec!["alpha".into()],
+        };
+        assert!(pattern.selects("sensors.floor1") && pattern.selects("alphabet"));
+        assert!(!pattern.selects("alpha") && !pattern.selects("rooms"));
     }
 }
