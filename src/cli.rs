@@ -287,11 +287,20 @@ pub struct RunArgs {
     /// so this bounds the latency from below.
     #[arg(long, value_parser = duration, default_value = "100ms", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
-    /// Granularity of dataflow time while a partition works through a backlog (more than
-    /// 10,000 messages behind its end): one version per key and catch-up tick instead of per
+    /// Granularity of dataflow time while a partition works through a backlog (by default more
+    /// than 10,000 messages behind its end): one version per key and catch-up tick instead of per
     /// tick. A multiple of --tick; equal to --tick to turn coalescing off.
     #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_CATCH_UP_TICK")]
     pub catch_up_tick: Duration,
+    /// Backlog (messages between a partition's position and its end) above which the partition
+    /// is catching up.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        hide = true,
+        env = "ROOMFLOW_CATCH_UP_LAG"
+    )]
+    pub catch_up_lag: i64,
     /// Messages a worker handles per scheduling step.
     #[arg(long, default_value_t = 8192, hide = true, env = "ROOMFLOW_BATCH")]
     pub batch: usize,

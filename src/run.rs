@@ -111,6 +111,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         args.batch.max(1),
         args.exit_when_idle,
     );
+    let catch_up_lag = args.catch_up_lag;
     let totals_w = totals.clone();
     let stop_w = stop.clone();
     // A few coarse ticks: a partition catching up moves a whole catch-up tick at a time.
@@ -154,6 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             coordination: view.clone(),
             max_ahead,
             catch_up_tick_ms,
+            catch_up_lag,
         };
         worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();

@@ -12,8 +12,8 @@
 //! again first catches its watermark up to the capability: it continues from where the
 //! computation is, rather than from where it paused.
 //!
-//! **Catching up.** A partition far behind its end (a backlog of more than [`CATCH_UP_LAG`]
-//! messages, e.g. when the job starts from the earliest offsets) is read at a coarser granularity
+//! **Catching up.** A partition far behind its end (a backlog of more than `--catch-up-lag`,
+//! 10,000 messages by default; e.g. when the job starts from the earliest offsets) is read at a coarser granularity
 //! of dataflow time, `--catch-up-tick`: the changes a backlog causes are coalesced to one version
 //! per key and coarse tick instead of one per fine tick, which cuts the alpha traffic of a restart
 //! several times over. Final values are the same; once a partition is caught up, its readings
@@ -52,9 +52,6 @@ use crate::sources::validity::ValidRanges;
 /// How often the source wakes without data: to notice new partitions, stop requests, and the
 /// progress of other workers.
 const TICK: Duration = Duration::from_millis(10);
-
-/// A partition with more messages than this between its position and its end is catching up.
-pub const CATCH_UP_LAG: i64 = 10_000;
 
 /// Where to start reading partitions present when the job starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +96,8 @@ pub struct KafkaSourceOptions {
     pub max_ahead: Time,
     /// Granularity (ms) of dataflow time for partitions catching up; a multiple of the tick.
     pub catch_up_tick_ms: i64,
+    /// Backlog (messages) above which a partition is catching up.
+    pub catch_up_lag: i64,
 }
 
 /// Counts kept by a worker's source.
@@ -142,9 +141,7 @@ struct PartitionReader {
     queue: rdkafka::consumer::base_consumer::PartitionQueue<QuietEof>,
     watermark: StreamWatermark,
     phase: Phase,
-    /// Next offset to read, once known.
-    next_offset: Option<i64>,
-    /// Whether its backlog exceeds [`CATCH_UP_LAG`].
+    /// Whether its backlog exceeds the catch-up lag.
     catching_up: bool,
 }
 
@@ -169,12 +166,9 @@ impl PartitionReader {
         }
     }
 
-    /// Looks at the end of the partition as last fetched (no request to the broker).
-    fn update_backlog(&mut self, client: *mut rdkafka::bindings::rd_kafka_t) {
-        let Some(next) = self.next_offset else { return };
-        let Ok(topic) = std::ffi::CString::new(self.partition.topic.as_str()) else {
-            return;
-        };
+    /// The end of the partition as last fetched, from librdkafka's cache (no broker request).
+    fn fetched_end(&self, client: *mut rdkafka::bindings::rd_kafka_t) -> Option<i64> {
+        let topic = std::ffi::CString::new(self.partition.topic.as_str()).ok()?;
         let (mut low, mut high) = (0i64, 0i64);
         // SAFETY: `client` is the live consumer's handle; the call only reads librdkafka's cached
         // offsets into the two integers.
@@ -187,11 +181,26 @@ impl PartitionReader {
                 &mut high,
             )
         };
-        if error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0
-        {
-            self.catching_up = high - next > CATCH_UP_LAG;
-        }
+        (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some(high)
     }
+}
+
+/// Notes in `catching_up` whether the message at `offset` of `partition` is part of a backlog,
+/// given the partition's fetched `end`.
+fn note_backlog(
+    catching_up: &mut bool,
+    partition: &Partition,
+    offset: i64,
+    end: Option<i64>,
+    catch_up_lag: i64,
+) {
+    let Some(end) = end else { return };
+    let now = end - (offset + 1) > catch_up_lag;
+    if now != *catching_up {
+        tracing::debug!(%partition, backlog = end - offset - 1, catching_up = now, "backlog");
+    }
+    *catching_up = now;
 }
 
 /// The Kafka source of this worker: reading updates, and rejected messages. `progress` is probed
@@ -277,7 +286,6 @@ pub fn kafka_source<'s>(
                             queue,
                             watermark: StreamWatermark::new(),
                             phase: Phase::Unknown,
-                            next_offset: None,
                             catching_up: false,
                         });
                     }
@@ -322,7 +330,7 @@ pub fn kafka_source<'s>(
                 let count = readers.len();
                 for step in 0..count {
                     let reader = &mut readers[(next_reader + step) % count];
-                    reader.update_backlog(consumer.client().native_ptr());
+                    let end = reader.fetched_end(consumer.client().native_ptr());
                     while handled < options.batch {
                         let message = match reader.queue.poll(Duration::ZERO) {
                             None => break,
@@ -341,7 +349,13 @@ pub fn kafka_source<'s>(
                         reader.phase = Phase::Active;
                         state.counts.messages += 1;
                         state.offsets.consumed(&reader.partition, message.offset() + 1);
-                        reader.next_offset = Some(message.offset() + 1);
+                        note_backlog(
+                            &mut reader.catching_up,
+                            &reader.partition,
+                            message.offset(),
+                            end,
+                            options.catch_up_lag,
+                        );
                         // A partition that paused continues from where the computation is.
                         reader.watermark.catch_up(capability as i64);
                         let payload = message.payload().unwrap_or_default();
