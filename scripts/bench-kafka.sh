@@ -9,6 +9,7 @@
 #    produce time to its temperature delta being produced to alpha: p50, p99, max (the first
 #    10 s are warm-up and left out).
 #
+# BENCH_ONLY=throughput or BENCH_ONLY=latency runs one part.
 # Extra arguments go to every `roomflow run` (e.g. --tick 1s). Work files in BENCH_DIR
 # (default target/bench-kafka).
 #
@@ -48,6 +49,8 @@ BIN=target/release/roomflow
 RUN_ID="$(date +%s)"
 now_ms() { date +%s%3N; }
 
+ONLY="${BENCH_ONLY:-all}"
+if [[ "$ONLY" != latency ]]; then
 echo "== throughput: $READINGS readings, 100 rooms, 4 partitions"
 INPUT="$DIR/readings-$READINGS.jsonl"
 [[ -f "$INPUT" ]] || "$BIN" simulate --rooms 100 --readings "$READINGS" --seed 7 --out "$INPUT"
@@ -74,6 +77,9 @@ for workers in 1 2; do
     'BEGIN { printf "roomflow run -w %d: %d messages in %.2f s to caught up: %.0f messages/s\n", w, n, ms / 1000, n / (ms / 1000) }'
 done
 
+fi
+
+[[ "$ONLY" == throughput ]] && exit 0
 echo "== latency: $RATE readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
 fresh_broker
 LIVE="live-$RUN_ID"

@@ -94,7 +94,10 @@ pub fn produce(options: &SimulateOptions, target: LiveTarget) -> anyhow::Result<
     while !stop.load(Ordering::Relaxed) && target.limit.is_none_or(|limit| sent < limit) {
         let due = (started.elapsed().as_secs_f64() * target.rate) as u64;
         if sent >= due {
-            producer.poll(Duration::from_millis(1));
+            // Sleep rather than wait in `poll`: the producer's poll returns early on every
+            // event and would spin a core.
+            producer.poll(Duration::ZERO);
+            std::thread::sleep(Duration::from_millis(2));
             continue;
         }
         let index = rng.gen_range(0..streams.len());
