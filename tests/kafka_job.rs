@@ -296,3 +296,81 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
         rdkafka::Offset::Offset(3000)
     );
 }
+
+#[test]
+fn two_processes_share_the_partitions_and_agree_with_a_replay() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulate(
+        dir.path(),
+        "readings.jsonl",
+        &["--rooms", "8", "--readings", "8000", "--late", "0.002"],
+    );
+    let (topic, alpha, dead, group) = (
+        unique("sensors"),
+        unique("alpha"),
+        unique("dead"),
+        unique("group"),
+    );
+    publish(&input, &topic);
+
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let hostfile = dir.path().join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
+    let brokers = brokers();
+    let spawn = |process: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+            .args([
+                "run",
+                "--topics",
+                &topic,
+                "--alpha-topic",
+                &alpha,
+                "--dead-letter-topic",
+                &dead,
+                "--group",
+                &group,
+                "--brokers",
+                &brokers,
+                "--exit-when-idle",
+                "1s",
+            ])
+            .args([
+                "-w",
+                "1",
+                "-n",
+                "2",
+                "-p",
+                process,
+                "-h",
+                hostfile.to_str().unwrap(),
+            ])
+            .env("ROOMFLOW_LOG", "error")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (zero, one) = (spawn("0"), spawn("1"));
+    for child in [zero, one] {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+}
