@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::kafka::{apply_changes, brokers, read_topic, require_broker, unique};
-use common::{lines, ok, simulate};
+use common::{lines, ok, simulate, two_process_hostfile};
 use serde_json::Value;
 
 /// The final state of a replay, by (collection, key), from its `--out` files.
@@ -314,21 +314,7 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
     );
     publish(&input, &topic);
 
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let hostfile = dir.path().join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
-    )
-    .unwrap();
+    let hostfile = two_process_hostfile(dir.path());
     let brokers = brokers();
     let spawn = |process: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))

@@ -225,22 +225,7 @@ fn two_processes_write_parts_that_together_equal_one_process() {
         "2",
     ]);
 
-    // Two free ports for the two processes.
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let hostfile = dir.path().join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
-    )
-    .unwrap();
+    let hostfile = two_process_hostfile(dir.path());
     let cluster = dir.path().join("cluster");
     let spawn = |process: &str| {
         Command::new(env!("CARGO_BIN_EXE_roomflow"))

@@ -2,7 +2,8 @@
 //!
 //! - `files.rs`: output files shared by a process's workers, and part names per process.
 //! - `final_state.rs`: `--out DIR/<collection>.jsonl`, the final value of each key.
-//! - `changes.rs`: `--changes`, every change in the envelope of `dataflows::changes`.
+//! - `changes.rs`: every change as a keyed envelope (for `--changes` and the alpha topic), and
+//!   the `--changes` file.
 //! - `rejected.rs`: dead letters and late readings, counted and written.
 //! - `summary.rs`: the per-room table and final counts.
 

@@ -72,3 +72,23 @@ pub fn simulate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 pub fn hundredths(value: &Value) -> i64 {
     (value.as_f64().unwrap() * 100.0).round() as i64
 }
+
+/// A timely hostfile in `dir` naming two free local ports, for a two-process run.
+pub fn two_process_hostfile(dir: &Path) -> PathBuf {
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let hostfile = dir.join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
+    hostfile
+}
