@@ -188,6 +188,16 @@ fn after_a_clean_stop_and_more_input_a_restart_agrees_with_a_replay_of_everythin
     assert_same_state(&rebuilt, &replayed);
 }
 
+/// A job that is killed if the test fails before stopping it.
+struct Job(std::process::Child);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The total `count` of the room averages rebuilt from `alpha` so far.
 fn applied_so_far(alpha: &str) -> i64 {
     apply_changes(&read_topic(alpha))
@@ -232,7 +242,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
         "--brokers",
         &brokers(),
     ]);
-    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .args([
             "run",
             "--topics",
@@ -251,6 +261,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
         .env("ROOMFLOW_LOG", "error")
         .spawn()
         .unwrap();
+    let mut job = Job(job);
 
     // While the job runs, everything but the last tick reaches alpha: the idle worker follows
     // the busy one instead of holding the frontier at its start.
@@ -262,7 +273,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
             "only {applied} of 3000 readings reached alpha while the job ran"
         );
         assert!(
-            job.try_wait().unwrap().is_none(),
+            job.0.try_wait().unwrap().is_none(),
             "the job stopped by itself"
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -271,11 +282,11 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
 
     // SIGTERM: the job flushes the last tick, commits, and exits 0.
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &job.id().to_string()])
+        .args(["-TERM", &job.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(job.wait().unwrap().success());
+    assert!(job.0.wait().unwrap().success());
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
     assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
 
