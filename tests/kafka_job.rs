@@ -371,3 +371,120 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
     assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
 }
+
+#[test]
+fn topics_that_appear_while_running_are_read() {
+    // The local broker cannot add partitions to a topic (no CreatePartitions), so this adds a
+    // topic matching the pattern: its partitions reach the job the same way, by discovery.
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let first = simulate(
+        dir.path(),
+        "first.jsonl",
+        &[
+            "--rooms",
+            "4",
+            "--readings",
+            "2000",
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+        ],
+    );
+    let second = simulate(
+        dir.path(),
+        "second.jsonl",
+        &[
+            "--rooms",
+            "8",
+            "--readings",
+            "4000",
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+            "--start",
+            "1700003600000",
+            "--seed",
+            "2",
+        ],
+    );
+    let prefix = unique("building");
+    let (topic, later, alpha, dead, group) = (
+        format!("{prefix}.floor1"),
+        format!("{prefix}.floor2"),
+        unique("alpha"),
+        unique("dead"),
+        unique("group"),
+    );
+    let brokers = brokers();
+    ok(&[
+        "publish",
+        first.to_str().unwrap(),
+        "--topic",
+        &topic,
+        "--partitions",
+        "1",
+        "--brokers",
+        &brokers,
+    ]);
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args([
+            "run",
+            "--topic-pattern",
+            &format!("^{prefix}\\."),
+            "--alpha-topic",
+            &alpha,
+            "--dead-letter-topic",
+            &dead,
+            "--group",
+            &group,
+            "--brokers",
+            &brokers,
+            "--discover-interval",
+            "500ms",
+            "-w",
+            "2",
+        ])
+        .env("ROOMFLOW_LOG", "error")
+        .spawn()
+        .unwrap();
+    let mut job = Job(job);
+    let wait_for = |readings: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let applied = applied_so_far(&alpha);
+            if applied >= readings {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {applied} of {readings} readings reached alpha"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    wait_for(2000 - 10);
+
+    ok(&[
+        "publish",
+        second.to_str().unwrap(),
+        "--topic",
+        &later,
+        "--partitions",
+        "2",
+        "--brokers",
+        &brokers,
+    ]);
+    wait_for(6000 - 20);
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &job.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(job.0.wait().unwrap().success());
+    let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
+    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+}

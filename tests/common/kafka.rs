@@ -49,7 +49,7 @@ pub struct Record {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Every message of `topic`, partition by partition in offset order.
+/// Every message of `topic`, partition by partition in offset order (none if it does not exist).
 pub fn read_topic(topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -66,7 +66,10 @@ pub fn read_topic(topic: &str) -> Vec<Record> {
         .iter()
         .map(|p| p.id())
         .collect();
-    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+    if partitions.is_empty() {
+        // Not created yet: a job that just started may not have made its topics.
+        return Vec::new();
+    }
     let mut list = TopicPartitionList::new();
     for partition in &partitions {
         list.add_partition_offset(topic, *partition, Offset::Beginning)
