@@ -51,26 +51,64 @@ fn publish(input: &Path, topic: &str) {
     ]);
 }
 
-fn run_until_idle(topic: &str, alpha: &str, dead: &str, group: &str, extra: &[&str]) {
-    let brokers = brokers();
+/// The job's output topics and consumer group, unique to one test.
+struct Outputs {
+    alpha: String,
+    dead: String,
+    group: String,
+}
+
+impl Outputs {
+    fn new() -> Outputs {
+        Outputs {
+            alpha: unique("alpha"),
+            dead: unique("dead"),
+            group: unique("group"),
+        }
+    }
+
+    /// The `run` flags naming them, and the broker.
+    fn flags(&self) -> Vec<String> {
+        [
+            "--alpha-topic",
+            &self.alpha,
+            "--dead-letter-topic",
+            &self.dead,
+            "--group",
+            &self.group,
+            "--brokers",
+            &brokers(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+/// `roomflow run` with `args` and then `outputs`' flags, in the background.
+fn spawn_job(args: &[&str], outputs: &Outputs) -> Job {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .arg("run")
+        .args(args)
+        .args(outputs.flags())
+        .env("ROOMFLOW_LOG", "error")
+        .spawn()
+        .unwrap();
+    Job(child)
+}
+
+fn run_until_idle(topic: &str, outputs: &Outputs, extra: &[&str]) {
     let mut args = vec![
         "run",
         "--topics",
         topic,
-        "--alpha-topic",
-        alpha,
-        "--dead-letter-topic",
-        dead,
-        "--group",
-        group,
-        "--brokers",
-        &brokers,
         "--exit-when-idle",
         "1s",
         "-w",
         "2",
     ];
     args.extend_from_slice(extra);
+    let flags = outputs.flags();
+    args.extend(flags.iter().map(String::as_str));
     ok(&args);
 }
 
@@ -104,20 +142,14 @@ fn the_alpha_topic_rebuilds_the_replayed_state_and_dead_letters_keep_their_bytes
             "0.002",
         ],
     );
-    let (topic, alpha, dead) = (unique("sensors"), unique("alpha"), unique("dead"));
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
     publish(&input, &topic);
     // A small catch-up lag: most of the 5,000 messages per partition are read as a backlog, at
     // the 60 s catch-up tick instead of the 100 ms tick.
-    run_until_idle(
-        &topic,
-        &alpha,
-        &dead,
-        &unique("group"),
-        &["--catch-up-lag", "500"],
-    );
+    run_until_idle(&topic, &outputs, &["--catch-up-lag", "500"]);
 
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
-    let changes = read_topic(&alpha);
+    let changes = read_topic(&outputs.alpha);
     let rebuilt = apply_changes(&changes);
     assert_same_state(&rebuilt, &replayed);
     // Coalesced: 48 room averages over about 35 minutes of readings change about once a minute
@@ -136,7 +168,7 @@ fn the_alpha_topic_rebuilds_the_replayed_state_and_dead_letters_keep_their_bytes
         .into_iter()
         .map(|record| ((record.partition, record.offset), record.payload))
         .collect();
-    let dead_letters = read_topic(&dead);
+    let dead_letters = read_topic(&outputs.dead);
     let replay_dead = lines(&dir.path().join("replay/dead_letters.jsonl"));
     let replay_late = lines(&dir.path().join("replay/late.jsonl"));
     let malformed: Vec<_> = dead_letters
@@ -172,19 +204,14 @@ fn after_a_clean_stop_and_more_input_a_restart_agrees_with_a_replay_of_everythin
     later.extend(["--start", "1700003600000", "--seed", "2"]);
     let second = simulate(dir.path(), "second.jsonl", &later);
 
-    let (topic, alpha, dead, group) = (
-        unique("sensors"),
-        unique("alpha"),
-        unique("dead"),
-        unique("group"),
-    );
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
     publish(&first, &topic);
-    run_until_idle(&topic, &alpha, &dead, &group, &[]);
+    run_until_idle(&topic, &outputs, &[]);
     publish(&second, &topic);
-    run_until_idle(&topic, &alpha, &dead, &group, &[]);
+    run_until_idle(&topic, &outputs, &[]);
 
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
-    let rebuilt = apply_changes(&read_topic(&alpha));
+    let rebuilt = apply_changes(&read_topic(&outputs.alpha));
     assert_same_state(&rebuilt, &replayed);
 }
 
@@ -225,12 +252,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
             "0",
         ],
     );
-    let (topic, alpha, dead, group) = (
-        unique("sensors"),
-        unique("alpha"),
-        unique("dead"),
-        unique("group"),
-    );
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
     // One partition, two workers: one of them owns nothing.
     ok(&[
         "publish",
@@ -242,26 +264,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
         "--brokers",
         &brokers(),
     ]);
-    let job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
-        .args([
-            "run",
-            "--topics",
-            &topic,
-            "--alpha-topic",
-            &alpha,
-            "--dead-letter-topic",
-            &dead,
-            "--group",
-            &group,
-            "--brokers",
-            &brokers(),
-            "-w",
-            "2",
-        ])
-        .env("ROOMFLOW_LOG", "error")
-        .spawn()
-        .unwrap();
-    let mut job = Job(job);
+    let mut job = spawn_job(&["--topics", &topic, "-w", "2"], &outputs);
 
     // While the job runs, everything but the last tick reaches alpha: the idle worker follows
     // the busy one instead of holding the frontier at its start.
@@ -277,7 +280,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
             "the job stopped by itself"
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
-        applied = applied_so_far(&alpha);
+        applied = applied_so_far(&outputs.alpha);
     }
 
     // SIGTERM: the job flushes the last tick, commits, and exits 0.
@@ -288,13 +291,13 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
     assert!(status.success());
     assert!(job.0.wait().unwrap().success());
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
-    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+    assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 
     // The committed position is the end of the topic: nothing consumed is left uncommitted.
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers())
-        .set("group.id", &group)
+        .set("group.id", &outputs.group)
         .create()
         .unwrap();
     let mut list = rdkafka::TopicPartitionList::new();
@@ -317,33 +320,14 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
         "readings.jsonl",
         &["--rooms", "8", "--readings", "8000", "--late", "0.002"],
     );
-    let (topic, alpha, dead, group) = (
-        unique("sensors"),
-        unique("alpha"),
-        unique("dead"),
-        unique("group"),
-    );
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
     publish(&input, &topic);
 
     let hostfile = two_process_hostfile(dir.path());
-    let brokers = brokers();
     let spawn = |process: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
-            .args([
-                "run",
-                "--topics",
-                &topic,
-                "--alpha-topic",
-                &alpha,
-                "--dead-letter-topic",
-                &dead,
-                "--group",
-                &group,
-                "--brokers",
-                &brokers,
-                "--exit-when-idle",
-                "1s",
-            ])
+            .args(["run", "--topics", &topic, "--exit-when-idle", "1s"])
+            .args(outputs.flags())
             .args([
                 "-w",
                 "1",
@@ -369,7 +353,7 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
         );
     }
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
-    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+    assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 }
 
 #[test]
@@ -411,12 +395,10 @@ fn topics_that_appear_while_running_are_read() {
         ],
     );
     let prefix = unique("building");
-    let (topic, later, alpha, dead, group) = (
+    let (topic, later, outputs) = (
         format!("{prefix}.floor1"),
         format!("{prefix}.floor2"),
-        unique("alpha"),
-        unique("dead"),
-        unique("group"),
+        Outputs::new(),
     );
     let brokers = brokers();
     ok(&[
@@ -429,32 +411,21 @@ fn topics_that_appear_while_running_are_read() {
         "--brokers",
         &brokers,
     ]);
-    let job = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
-        .args([
-            "run",
+    let mut job = spawn_job(
+        &[
             "--topic-pattern",
             &format!("^{prefix}\\."),
-            "--alpha-topic",
-            &alpha,
-            "--dead-letter-topic",
-            &dead,
-            "--group",
-            &group,
-            "--brokers",
-            &brokers,
             "--discover-interval",
             "500ms",
             "-w",
             "2",
-        ])
-        .env("ROOMFLOW_LOG", "error")
-        .spawn()
-        .unwrap();
-    let mut job = Job(job);
+        ],
+        &outputs,
+    );
     let wait_for = |readings: i64| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
-            let applied = applied_so_far(&alpha);
+            let applied = applied_so_far(&outputs.alpha);
             if applied >= readings {
                 return;
             }
@@ -486,5 +457,5 @@ fn topics_that_appear_while_running_are_read() {
     assert!(status.success());
     assert!(job.0.wait().unwrap().success());
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
-    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+    assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 }
