@@ -17,7 +17,9 @@ use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::Concat;
 
+use crate::checkpoint::Checkpointed;
 use crate::combine::combine;
 use crate::horizon::Time;
 use crate::reading::{EventTime, Name, Reading};
@@ -45,8 +47,11 @@ enum Aggregate {
 }
 
 /// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's.
+///
+/// `restored` aggregates (from a checkpoint) count as contributions at their time.
 pub fn averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
+    restored: Option<VecCollection<'s, Time, Checkpointed>>,
     windows: Windows,
 ) -> (
     VecCollection<'s, Time, RoomAverage>,
@@ -64,6 +69,31 @@ pub fn averages<'s>(
             (window, contribution),
         ]
     });
+    let contributions = match restored {
+        None => contributions,
+        Some(restored) => {
+            let restored = restored.inner.flat_map(|(record, time, _)| match record {
+                Checkpointed::Room(average) => Some((
+                    Aggregate::Room(average.room, average.sensor),
+                    time,
+                    SumCount {
+                        sum: average.sum,
+                        count: average.count,
+                    },
+                )),
+                Checkpointed::Window(window) => Some((
+                    Aggregate::Window(window.room, window.sensor, window.window_start),
+                    time,
+                    SumCount {
+                        sum: window.sum,
+                        count: window.count,
+                    },
+                )),
+                Checkpointed::Temperature { .. } => None,
+            });
+            contributions.inner.concat(restored).as_collection()
+        }
+    };
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the
     // cancellation after combining costs one update per window and batch, not per reading.
     let with_expiries = contributions

@@ -114,6 +114,18 @@ impl RoomSeries {
         self.readings = kept;
     }
 
+    /// Holds a reading without computing deltas: for state that is only kept (checkpoints), with
+    /// the same max-wins rule as [`RoomSeries::insert`].
+    pub fn hold(&mut self, ts: EventTime, value: Fixed) {
+        let held = self.readings.entry(ts).or_insert(value);
+        *held = (*held).max(value);
+    }
+
+    /// The readings held, by event time.
+    pub fn readings(&self) -> impl Iterator<Item = (EventTime, Fixed)> + '_ {
+        self.readings.iter().map(|(&ts, &value)| (ts, value))
+    }
+
     /// Readings held.
     pub fn len(&self) -> usize {
         self.readings.len()

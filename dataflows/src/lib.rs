@@ -14,6 +14,7 @@
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
 //! - `changes.rs`: the change envelope every sink writes.
+//! - `checkpoint.rs`: the state a job resumes from, taken at a mark, and how it is fed back.
 //!
 //! # Example
 //! ```
@@ -32,6 +33,7 @@
 
 pub mod averages;
 pub mod changes;
+pub mod checkpoint;
 pub mod combine;
 pub mod deltas;
 pub mod horizon;
@@ -43,6 +45,7 @@ pub mod windows;
 
 pub use averages::{averages, RoomAverage};
 pub use changes::{key_changes, Envelope, KeyChange, KeyedState, Operation, Record};
+pub use checkpoint::{checkpoint_state, Checkpointed};
 pub use deltas::{temperature_deltas, TemperatureDelta};
 pub use horizon::{Admission, Horizon, StreamWatermark, Time};
 pub use merge::{Event, Item, Merge};
@@ -98,10 +101,30 @@ pub fn analytics<'s>(
     readings: VecCollection<'s, Time, Reading>,
     settings: Settings,
 ) -> Collections<'s> {
-    let (room_averages, window_averages) = averages(readings.clone(), settings.windows);
+    let (room_averages, window_averages) = averages(readings.clone(), None, settings.windows);
     Collections {
         room_averages,
         window_averages,
         temperature_deltas: temperature_deltas(readings, settings.horizon()),
+    }
+}
+
+/// Builds every collection from a checkpoint's records (`restored`, see `checkpoint.rs`) and the
+/// readings that follow it.
+pub fn analytics_resumed<'s>(
+    readings: VecCollection<'s, Time, Reading>,
+    restored: VecCollection<'s, Time, Checkpointed>,
+    settings: Settings,
+) -> Collections<'s> {
+    let (room_averages, window_averages) =
+        averages(readings.clone(), Some(restored.clone()), settings.windows);
+    let held_temperatures = restored.flat_map(|record| record.temperature_reading());
+    Collections {
+        room_averages,
+        window_averages,
+        temperature_deltas: temperature_deltas(
+            readings.concat(held_temperatures),
+            settings.horizon(),
+        ),
     }
 }

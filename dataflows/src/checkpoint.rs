@@ -1,0 +1,280 @@
+//! Checkpoints: the state a job needs to resume, taken at a dataflow time, and how a resumed job
+//! starts from it.
+//!
+//! A checkpoint at time `T` holds the effect of every reading stamped before `T`:
+//! - every room's all-time aggregate ([`RoomAverage`], exact sum and count);
+//! - every window not yet sealed at `T` (its expiry is at or after `T`);
+//! - per room, the temperature readings that can still gain a neighbour, plus the newest one
+//!   before them: what `temperature_deltas` keeps (see `deltas.rs`).
+//!
+//! [`checkpoint_state`] keeps exactly that, next to the computation, and emits it whenever a
+//! *mark* at time `T` arrives: the source of one worker sends a mark at its capability, so no
+//! reading before `T` is missing and no reading at or after `T` is included, on any worker. The
+//! state arrives as records at time `T`, so whoever gathers them knows from the frontier when
+//! every worker's part is in.
+//!
+//! A resumed job feeds the checkpointed records to [`crate::analytics_resumed`] at the checkpoint
+//! time: aggregates enter the averages as contributions (windows are sealed at their expiry as
+//! usual), and the held temperatures enter the deltas as readings. Every collection then holds at
+//! `T` what it held before, restricted to what can still change, and continues as if never
+//! stopped.
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::VecCollection;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Capability, Concatenate};
+use timely::dataflow::Stream;
+
+use crate::averages::RoomAverage;
+use crate::deltas::RoomSeries;
+use crate::horizon::Time;
+use crate::reading::{EventTime, Fixed, Name, Reading};
+use crate::sum_count::SumCount;
+use crate::windows::{WindowAverage, Windows};
+use crate::Settings;
+
+/// One record of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Checkpointed {
+    /// A room's all-time aggregate of one sensor.
+    Room(RoomAverage),
+    /// A window that can still change.
+    Window(WindowAverage),
+    /// A temperature reading the deltas still need.
+    Temperature {
+        /// The room.
+        room: Name,
+        /// Event time.
+        ts: EventTime,
+        /// Value.
+        value: Fixed,
+    },
+}
+
+impl Checkpointed {
+    /// The room the record belongs to (state is spread over workers by room).
+    pub fn room(&self) -> &Name {
+        match self {
+            Checkpointed::Room(average) => &average.room,
+            Checkpointed::Window(window) => &window.room,
+            Checkpointed::Temperature { room, .. } => room,
+        }
+    }
+
+    /// The reading a checkpointed temperature stands for.
+    pub fn temperature_reading(&self) -> Option<Reading> {
+        match self {
+            Checkpointed::Temperature { room, ts, value } => Some(Reading {
+                room: room.clone(),
+                sensor: Reading::TEMPERATURE.into(),
+                ts: *ts,
+                value: *value,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the state keeper applies: a reading, or a record restored from an earlier checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Update {
+    Reading(Reading),
+    Restored(Checkpointed),
+}
+
+impl Update {
+    fn room(&self) -> &Name {
+        match self {
+            Update::Reading(reading) => &reading.room,
+            Update::Restored(record) => record.room(),
+        }
+    }
+}
+
+/// The state of the rooms one worker keeps for checkpoints.
+#[derive(Default)]
+struct KeptState {
+    rooms: FxHashMap<(Name, Name), SumCount>,
+    windows: FxHashMap<(Name, Name, EventTime), SumCount>,
+    temperatures: FxHashMap<Name, RoomSeries>,
+}
+
+impl KeptState {
+    fn apply(&mut self, update: Update, windows: &Windows) {
+        match update {
+            Update::Reading(reading) => {
+                let contribution = SumCount::of(reading.value);
+                let start = windows.start_of(reading.ts);
+                add(
+                    &mut self.windows,
+                    (reading.room.clone(), reading.sensor.clone(), start),
+                    contribution,
+                );
+                if reading.is_temperature() {
+                    self.temperatures
+                        .entry(reading.room.clone())
+                        .or_default()
+                        .hold(reading.ts, reading.value);
+                }
+                add(
+                    &mut self.rooms,
+                    (reading.room, reading.sensor),
+                    contribution,
+                );
+            }
+            Update::Restored(Checkpointed::Room(average)) => add(
+                &mut self.rooms,
+                (average.room, average.sensor),
+                SumCount {
+                    sum: average.sum,
+                    count: average.count,
+                },
+            ),
+            Update::Restored(Checkpointed::Window(window)) => add(
+                &mut self.windows,
+                (window.room, window.sensor, window.window_start),
+                SumCount {
+                    sum: window.sum,
+                    count: window.count,
+                },
+            ),
+            Update::Restored(Checkpointed::Temperature { room, ts, value }) => {
+                self.temperatures.entry(room).or_default().hold(ts, value)
+            }
+        }
+    }
+
+    /// The state as of everything before `time`, released of what can no longer change.
+    fn snapshot(&mut self, time: Time, settings: &Settings, out: &mut Vec<Checkpointed>) {
+        let windows = settings.windows;
+        // A window whose expiry is before `time` had its sealing retraction applied: it is final.
+        self.windows
+            .retain(|(_, _, start), _| windows.expiry(*start) >= time);
+        let settled = settings.horizon().settled_before(Some(time));
+        for (room, series) in self.temperatures.iter_mut() {
+            series.release(settled);
+            out.extend(
+                series
+                    .readings()
+                    .map(|(ts, value)| Checkpointed::Temperature {
+                        room: room.clone(),
+                        ts,
+                        value,
+                    }),
+            );
+        }
+        out.extend(self.rooms.iter().map(|((room, sensor), total)| {
+            Checkpointed::Room(RoomAverage {
+                room: room.clone(),
+                sensor: sensor.clone(),
+                count: total.count,
+                sum: total.sum,
+            })
+        }));
+        out.extend(
+            self.windows
+                .iter()
+                .map(|((room, sensor, window_start), total)| {
+                    Checkpointed::Window(WindowAverage {
+                        room: room.clone(),
+                        sensor: sensor.clone(),
+                        window_start: *window_start,
+                        count: total.count,
+                        sum: total.sum,
+                    })
+                }),
+        );
+    }
+}
+
+fn add<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, SumCount>, key: K, contribution: SumCount) {
+    use differential_dataflow::difference::Semigroup;
+    map.entry(key)
+        .and_modify(|total| total.plus_equals(&contribution))
+        .or_insert(contribution);
+}
+
+/// Keeps, per room, what a resumed job needs (see the module documentation), and at each mark's
+/// time `T` emits it as [`Checkpointed`] records at `T`: the state as of every reading stamped
+/// before `T`.
+///
+/// `readings` are the readings the computation applies, `restored` what it was resumed from,
+/// and `marks` the times to take checkpoints at, each sent at its own time from any worker (they
+/// are broadcast).
+pub fn checkpoint_state<'s>(
+    readings: VecCollection<'s, Time, Reading>,
+    restored: VecCollection<'s, Time, Checkpointed>,
+    marks: Stream<'s, Time, Vec<Time>>,
+    settings: Settings,
+) -> Stream<'s, Time, Vec<Checkpointed>> {
+    let scope = readings.inner.scope();
+    let updates = scope.concatenate(vec![
+        readings
+            .inner
+            .map(|(reading, time, diff)| (Update::Reading(reading), time, diff)),
+        restored
+            .inner
+            .map(|(record, time, diff)| (Update::Restored(record), time, diff)),
+    ]);
+    let route = Exchange::new(|(update, _, _): &(Update, Time, isize)| update.room().hashed());
+    updates.binary_frontier(
+        marks.broadcast(),
+        route,
+        Pipeline,
+        "CheckpointState",
+        move |_, _| {
+            let mut pending: BTreeMap<Time, Vec<Update>> = BTreeMap::new();
+            let mut marked: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
+            let mut state = KeptState::default();
+            let mut records = Vec::new();
+            move |(updates, updates_frontier), (marks, marks_frontier), output| {
+                updates.for_each(|_, data| {
+                    for (update, time, diff) in data.drain(..) {
+                        debug_assert_eq!(diff, 1, "readings and restored records are inserted");
+                        pending.entry(time).or_default().push(update);
+                    }
+                });
+                marks.for_each(|cap, data| {
+                    for time in data.drain(..) {
+                        marked.entry(time).or_insert_with(|| cap.delayed(&time, 0));
+                    }
+                });
+                loop {
+                    let next_update = pending.keys().next().copied();
+                    let next_mark = marked.keys().next().copied();
+                    // A mark at T is taken once every update before T is in and applied.
+                    if let Some(mark) = next_mark {
+                        if next_update.is_none_or(|time| time >= mark)
+                            && !updates_frontier.less_than(&mark)
+                        {
+                            let capability = marked.remove(&mark).expect("the first mark");
+                            state.snapshot(mark, &settings, &mut records);
+                            output.session(&capability).give_iterator(records.drain(..));
+                            continue;
+                        }
+                    }
+                    // An update at t is applied once nothing more at t can come, and no mark at
+                    // or before t can come.
+                    if let Some(time) = next_update {
+                        if !updates_frontier.less_equal(&time)
+                            && !marks_frontier.less_equal(&time)
+                            && next_mark.is_none_or(|mark| mark > time)
+                        {
+                            for update in pending.remove(&time).expect("the first time") {
+                                state.apply(update, &settings.windows);
+                            }
+                            continue;
+                        }
+                    }
+                    break;
+                }
+            }
+        },
+    )
+}
