@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::source::StartFrom;
+use crate::mongo::config::MongoArgs;
 use crate::sources::formats::Format;
 use crate::sources::validity::ValidRange;
 
@@ -181,6 +182,9 @@ pub struct ReplayArgs {
     /// Input events a worker handles per scheduling step.
     #[arg(long, default_value_t = 32768, hide = true, env = "ROOMFLOW_BATCH")]
     pub batch: usize,
+    /// MongoDB (replay replaces the contents of the collections it writes).
+    #[command(flatten)]
+    pub mongo: MongoArgs,
     #[command(flatten)]
     pub workers: WorkerArgs,
     /// Print help.
@@ -306,6 +310,11 @@ pub struct RunArgs {
     pub batch: usize,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// How often the job checkpoints to MongoDB (with --mongo).
+    #[arg(long, value_parser = duration, default_value = "10s", env = "ROOMFLOW_CHECKPOINT_INTERVAL")]
+    pub checkpoint_interval: Duration,
     #[command(flatten)]
     pub workers: WorkerArgs,
     /// Print help.

@@ -6,6 +6,7 @@
 
 mod cli;
 mod kafka;
+mod mongo;
 mod publish;
 mod replay;
 mod run;

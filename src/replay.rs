@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use differential_dataflow::AsCollection;
 use roomflow_dataflows::{analytics, Time};
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 
 use crate::cli::ReplayArgs;
+use crate::mongo::sink::{mongo_sink, MongoSinkState};
+use crate::mongo::writer::WriterProgress;
 use crate::sinks::changes::{envelopes, write_changes};
 use crate::sinks::files::{part_name, SharedFile};
 use crate::sinks::final_state::final_state;
@@ -95,6 +97,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let mongo = args.mongo.connect()?;
+    if let Some(mongo) = &mongo {
+        if process == 0 {
+            mongo.replace_collections()?;
+        }
+    }
+    let mongo_progress: Arc<Mutex<Vec<Arc<WriterProgress>>>> = Arc::default();
+
     let pacing = match args.speed {
         Some(speed) => {
             let origin = first_event_time(&inputs).unwrap_or(0);
@@ -127,12 +137,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let counts: Arc<Mutex<RejectedCounts>> = Arc::default();
     let valid = Arc::new(ValidRanges::new(&args.valid));
     let batch = args.batch.max(1);
-    let (table_w, counts_w, outputs_w, bytes_w) = (
+    let (table_w, counts_w, outputs_w, bytes_w, mongo_progress_w) = (
         table.clone(),
         counts.clone(),
         outputs.clone(),
         bytes_read.clone(),
+        mongo_progress.clone(),
     );
+    let mongo_w = mongo.clone();
     // A few ticks: enough for the source to hand over whole batches, little enough that what waits
     // inside operators (and so peak memory) does not depend on how fast each worker happens to run.
     let max_ahead = (8 * settings.horizon().tick_ms) as Time;
@@ -149,10 +161,20 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             batch,
             max_ahead,
         };
+        let mongo_state = mongo_w.as_ref().map(MongoSinkState::start);
         worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();
             let (readings, rejected) = replay_source(scope, options, probe.clone());
-            let collections = analytics(readings.as_collection(), settings);
+            let collections = analytics(readings.clone().as_collection(), settings);
+            if let (Some(state), Some(mongo)) = (&mongo_state, &mongo_w) {
+                let changes = scope.concatenate(vec![
+                    envelopes(collections.room_averages.clone()),
+                    envelopes(collections.window_averages.clone()),
+                    envelopes(collections.temperature_deltas.clone()),
+                ]);
+                let archived = mongo.archive_readings.then(|| readings.clone());
+                mongo_sink(changes, rejected.clone(), archived, state.clone());
+            }
 
             let files = outputs_w.as_ref();
             let rejected_files = files.and_then(|f| {
@@ -192,6 +214,15 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             collections.window_averages.inner.probe_with(&probe);
             collections.temperature_deltas.inner.probe_with(&probe);
         });
+        while worker.step_or_park(None) {}
+        if let Some(state) = mongo_state {
+            let mut state = state.borrow_mut();
+            state.finish();
+            mongo_progress_w
+                .lock()
+                .expect("no panics holding the lock")
+                .push(state.progress.clone());
+        }
     })
     .map_err(anyhow::Error::msg)
     .context("cannot start the workers")?;
@@ -209,6 +240,21 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             bail!(error);
         }
     }
+    let mongo_summary = match &mongo {
+        Some(mongo) => {
+            let progress = mongo_progress.lock().expect("workers are done");
+            if let Some(failure) = progress.iter().find_map(|p| p.failure()) {
+                bail!(failure);
+            }
+            let documents: u64 = progress.iter().map(|p| p.documents.load(Ordering::Relaxed)).sum();
+            let round_trips: u64 = progress.iter().map(|p| p.round_trips.load(Ordering::Relaxed)).sum();
+            format!(
+                "; MongoDB {}: {documents} documents in {round_trips} round trips",
+                mongo.db.name()
+            )
+        }
+        None => String::new(),
+    };
 
     let elapsed = started.elapsed();
     if process != 0 {
@@ -242,7 +288,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let total = applied as u64 + counts.dead_letters + counts.late;
     eprintln!(
-        "replayed {total} inputs: {applied} readings applied, {} dead letters, {} late; {rooms} rooms; {:.2} s, {:.0} readings/s{}",
+        "replayed {total} inputs: {applied} readings applied, {} dead letters, {} late; {rooms} rooms; {:.2} s, {:.0} readings/s{}{mongo_summary}",
         counts.dead_letters,
         counts.late,
         elapsed.as_secs_f64(),

@@ -1,0 +1,166 @@
+//! The writer of one worker: batches from the sink operator, written on the tokio runtime.
+//!
+//! Batches come in dataflow-time order, and every key is owned by one worker, so one sequential
+//! task per worker keeps each key's writes in order. Whatever is queued when the task wakes is
+//! written together: the changes of one key collapse to the last (a document is the key's
+//! current value, not its history), and each collection gets one `update` command for its
+//! upserts and one `delete` command for its deletes, of up to [`STATEMENTS`] statements each.
+//! A command that fails for lack of a server is retried with backoff, forever and visibly;
+//! one the server rejects stops the job, since retrying cannot help.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Database;
+use rustc_hash::FxHashMap;
+use tokio::sync::mpsc::Receiver;
+
+use super::documents::{Item, Target};
+
+/// Statements per command; far below the 16 MiB limit for documents of our size.
+pub const STATEMENTS: usize = 2_000;
+
+/// Items written together at most (more waits for the next round).
+const COALESCE: usize = 50_000;
+
+/// Longest wait between two attempts while the server is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A batch of items, numbered in the order the sink hands them over.
+pub struct Batch {
+    /// Its number: batches are written in order.
+    pub seq: u64,
+    /// What to write.
+    pub items: Vec<Item>,
+}
+
+/// What a writer reports back.
+#[derive(Default)]
+pub struct WriterProgress {
+    /// Every batch up to this number (1-based; 0: none) is written.
+    pub written: AtomicU64,
+    /// Commands sent (round trips), including retries.
+    pub round_trips: AtomicU64,
+    /// Documents written or deleted.
+    pub documents: AtomicU64,
+    /// A write the server rejected, which stops the job.
+    pub failure: Mutex<Option<String>>,
+}
+
+impl WriterProgress {
+    /// The first rejected write, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .expect("no panics holding the lock")
+            .clone()
+    }
+
+    fn fail(&self, message: String) {
+        let mut failure = self.failure.lock().expect("no panics holding the lock");
+        failure.get_or_insert(message);
+    }
+}
+
+/// The latest write per key of each collection (`None`: delete).
+#[derive(Default)]
+struct Coalesced {
+    writes: BTreeMap<Target, FxHashMap<String, Option<Document>>>,
+    items: usize,
+}
+
+impl Coalesced {
+    fn add(&mut self, items: Vec<Item>, progress: &WriterProgress) {
+        self.items += items.len();
+        for item in items {
+            match item.write() {
+                Ok(write) => {
+                    self.writes
+                        .entry(write.target)
+                        .or_default()
+                        .insert(write.id, write.document);
+                }
+                Err(error) => progress.fail(format!("cannot write to MongoDB: {error}")),
+            }
+        }
+    }
+}
+
+/// Writes every batch `batches` delivers, in order, until the sink closes it.
+pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress: &WriterProgress) {
+    while let Some(first) = batches.recv().await {
+        let mut last = first.seq;
+        let mut coalesced = Coalesced::default();
+        coalesced.add(first.items, progress);
+        while coalesced.items < COALESCE {
+            match batches.try_recv() {
+                Ok(batch) => {
+                    last = batch.seq;
+                    coalesced.add(batch.items, progress);
+                }
+                Err(_) => break,
+            }
+        }
+        for (target, writes) in coalesced.writes {
+            let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+            for (id, document) in writes {
+                match document {
+                    Some(document) => upserts.push(Bson::Document(doc! {
+                        "q": { "_id": id }, "u": document, "upsert": true,
+                    })),
+                    None => deletes.push(Bson::Document(doc! { "q": { "_id": id }, "limit": 1 })),
+                }
+            }
+            for chunk in upserts.chunks(STATEMENTS) {
+                let command = doc! { "update": target.name(), "updates": chunk, "ordered": false };
+                run(&db, command, chunk.len(), progress).await;
+            }
+            for chunk in deletes.chunks(STATEMENTS) {
+                let command = doc! { "delete": target.name(), "deletes": chunk, "ordered": false };
+                run(&db, command, chunk.len(), progress).await;
+            }
+        }
+        progress.written.store(last, Ordering::Release);
+    }
+}
+
+/// Runs one write command until the server has it. Rejected statements stop the job.
+async fn run(db: &Database, command: Document, statements: usize, progress: &WriterProgress) {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        progress.round_trips.fetch_add(1, Ordering::Relaxed);
+        match db.run_command(command.clone()).await {
+            Ok(answer) => {
+                if let Ok(errors) = answer.get_array("writeErrors") {
+                    progress.fail(format!(
+                        "MongoDB rejected {} of {statements} writes, e.g. {:?}",
+                        errors.len(),
+                        errors.first()
+                    ));
+                }
+                progress
+                    .documents
+                    .fetch_add(statements as u64, Ordering::Relaxed);
+                if attempt > 1 {
+                    tracing::info!(attempt, "MongoDB writes go through again");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    attempt,
+                    retry_in = ?backoff,
+                    "cannot write to MongoDB; retrying (nothing is lost, the job waits)"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+        }
+    }
+}
