@@ -72,8 +72,10 @@ start() {
     return 0
   fi
   mkdir -p "$STATE"
+  local state
+  state="$(cd "$STATE" && pwd)"
   "$SERVER" -d --db "$STORE" --host 127.0.0.1 -p "$PORT" \
-    --log-file "$PWD/$LOG" --pid-file "$PWD/$PIDFILE" >/dev/null 2>&1
+    --log-file "$state/nx-27017.log" --pid-file "$state/nx-27017.pid" >/dev/null 2>&1
   for _ in $(seq 1 100); do
     if answering; then
       log "nx-27017 answering on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), log $LOG)"

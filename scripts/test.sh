@@ -2,10 +2,16 @@
 # The project's test command: formatting, lints, and every test of the workspace.
 # Needs a Rust toolchain. It starts the services the tests need on loopback: the tansu broker
 # (a Kafka-protocol stand-in, installed into ~/.cache/roomflow on first use, about 8 minutes)
-# on KAFKA_PORT (default 19092, away from a Kafka you may run yourself), stopped again at the end.
-# With KAFKA_BROKERS set, the tests use that broker instead and nothing is started.
+# on KAFKA_PORT (default 19092, away from a Kafka you may run yourself), and the nx-27017 server
+# (a MongoDB-protocol stand-in, installed into the same cache from PyPI) on MONGO_PORT (default
+# 27117), both stopped again at the end. With KAFKA_BROKERS or ROOMFLOW_TEST_MONGO set, the tests
+# use those instead and nothing is started for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The services this script started, stopped again on exit.
+started=()
+trap 'for service in "${started[@]}"; do scripts/$service.sh stop; done' EXIT
 
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
   export KAFKA_PORT="${KAFKA_PORT:-19092}"
@@ -14,8 +20,17 @@ if [[ -z "${KAFKA_BROKERS:-}" ]]; then
   scripts/kafka.sh stop >/dev/null 2>&1 || true
   rm -rf "$KAFKA_STATE"
   scripts/kafka.sh start
-  trap 'scripts/kafka.sh stop' EXIT
+  started+=(kafka)
   export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+fi
+
+if [[ -z "${ROOMFLOW_TEST_MONGO:-}" ]]; then
+  export MONGO_PORT="${MONGO_PORT:-27117}"
+  export MONGO_STATE="target/mongo-test"
+  scripts/mongo.sh stop >/dev/null 2>&1 || true
+  scripts/mongo.sh start
+  started+=(mongo)
+  export ROOMFLOW_TEST_MONGO="mongodb://127.0.0.1:$MONGO_PORT"
 fi
 
 echo "== cargo fmt --check"

@@ -8,6 +8,7 @@ mod cli;
 mod kafka;
 mod mongo;
 mod publish;
+mod recovery;
 mod replay;
 mod run;
 mod simulate;

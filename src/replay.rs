@@ -161,7 +161,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             batch,
             max_ahead,
         };
-        let mongo_state = mongo_w.as_ref().map(MongoSinkState::start);
+        let mongo_state = mongo_w
+            .as_ref()
+            .map(|mongo| MongoSinkState::start(mongo, 0));
         worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();
             let (readings, rejected) = replay_source(scope, options, probe.clone());
@@ -246,8 +248,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             if let Some(failure) = progress.iter().find_map(|p| p.failure()) {
                 bail!(failure);
             }
-            let documents: u64 = progress.iter().map(|p| p.documents.load(Ordering::Relaxed)).sum();
-            let round_trips: u64 = progress.iter().map(|p| p.round_trips.load(Ordering::Relaxed)).sum();
+            let documents: u64 = progress
+                .iter()
+                .map(|p| p.documents.load(Ordering::Relaxed))
+                .sum();
+            let round_trips: u64 = progress
+                .iter()
+                .map(|p| p.round_trips.load(Ordering::Relaxed))
+                .sum();
             format!(
                 "; MongoDB {}: {documents} documents in {round_trips} round trips",
                 mongo.db.name()

@@ -2,17 +2,18 @@
 //! topics, with offsets committed only behind acknowledged output, until SIGINT/SIGTERM or,
 //! with `--exit-when-idle`, until caught up.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use differential_dataflow::input::Input;
 use differential_dataflow::AsCollection;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use roomflow_dataflows::{analytics, Time};
+use roomflow_dataflows::{analytics, analytics_resumed, checkpoint_state, Checkpointed, Time};
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 
@@ -22,8 +23,14 @@ use crate::kafka::coordination::{Coordination, Report};
 use crate::kafka::discovery::{Discovery, TopicSelection};
 use crate::kafka::offsets::Positions;
 use crate::kafka::sink::{flush, kafka_sink, producer, SinkState, SinkTopics};
-use crate::kafka::source::{kafka_source, KafkaSourceOptions, SourceCounts, SourceState};
+use crate::kafka::source::{
+    kafka_source, CheckpointTrigger, KafkaSourceOptions, SourceCounts, SourceState,
+};
 use crate::kafka::topics::{ensure_topics, TopicSpec};
+use crate::mongo::sink::{mongo_sink, MongoSinkState};
+use crate::recovery::checkpoint::{Checkpoint, Resume};
+use crate::recovery::gather::gather_checkpoints;
+use crate::recovery::store::CheckpointStore;
 use crate::sinks::changes::envelopes;
 use crate::sources::validity::ValidRanges;
 
@@ -36,6 +43,8 @@ struct Totals {
     source: SourceCounts,
     changes: u64,
     dead_letter_messages: u64,
+    mongo_documents: u64,
+    mongo_round_trips: u64,
 }
 
 /// Runs the streaming job.
@@ -79,6 +88,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ],
         args.replication_factor,
     )?;
+    let mongo = args.mongo.connect()?;
+    let (store, resume, restored) = match &mongo {
+        Some(mongo) => {
+            let (store, checkpoint) = CheckpointStore::open(mongo, &args.group, settings)?;
+            match checkpoint {
+                Some(checkpoint) => {
+                    tracing::info!(
+                        time = checkpoint.time,
+                        records = checkpoint.state.len(),
+                        partitions = checkpoint.positions.len(),
+                        "resuming from the checkpoint of group {:?}",
+                        args.group
+                    );
+                    (Some(store), checkpoint.resume(), checkpoint.state)
+                }
+                None => {
+                    tracing::info!(
+                        "no checkpoint of group {:?} in MongoDB: starting as --from says",
+                        args.group
+                    );
+                    (Some(store), Resume::default(), Vec::new())
+                }
+            }
+        }
+        None => (None, Resume::default(), Vec::new()),
+    };
+    let resume = Arc::new(resume);
+    // Worker 0 feeds the restored state and writes checkpoints.
+    let restored_state = Arc::new(Mutex::new(Some(restored)));
+    let store = Arc::new(tokio::sync::Mutex::new(store));
+    let checkpoint_interval = args.checkpoint_interval;
     let discovery = Discovery::start(&args.kafka, selection, args.discover_interval)?;
 
     // The first SIGINT/SIGTERM stops cleanly; a second one exits at once.
@@ -144,10 +184,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let source_state = Rc::new(RefCell::new(SourceState {
             consumer: consumer.clone(),
             offsets: Default::default(),
-            capability: Some(0),
+            capability: Some(resume.time),
             counts: SourceCounts::default(),
         }));
-        let sink_state: Rc<RefCell<SinkState>> = Rc::default();
+        let leader = index == 0;
+        let mongo_state = mongo
+            .as_ref()
+            .map(|mongo| MongoSinkState::start(mongo, resume.time));
+        let checkpoint_in_flight = Rc::new(Cell::new(false));
+        let complete_checkpoint: Rc<RefCell<Option<Checkpoint>>> = Rc::default();
+        let sink_state = Rc::new(RefCell::new(SinkState {
+            frontier: Some(resume.time),
+            ..SinkState::default()
+        }));
         let options = KafkaSourceOptions {
             known: known.clone(),
             start: from,
@@ -160,12 +209,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             max_ahead,
             catch_up_tick_ms,
             catch_up_lag,
+            resume: resume.clone(),
+            checkpoints: (leader && mongo.is_some()).then(|| CheckpointTrigger {
+                interval: checkpoint_interval,
+                in_flight: checkpoint_in_flight.clone(),
+            }),
         };
-        worker.dataflow::<Time, _, _>(|scope| {
+        let restored_input = worker.dataflow::<Time, _, _>(|scope| {
             let probe = ProbeHandle::new();
-            let (readings, rejected) =
-                kafka_source(scope, options, source_state.clone(), probe.clone());
-            let collections = analytics(readings.as_collection(), settings);
+            let streams = kafka_source(scope, options, source_state.clone(), probe.clone());
+            let mut restored_input = None;
+            let readings = streams.readings.clone().as_collection();
+            let collections = match &mongo {
+                Some(_) => {
+                    let (input, restored) = scope.new_collection::<Checkpointed, isize>();
+                    restored_input = Some(input);
+                    let state = checkpoint_state(
+                        readings.clone(),
+                        restored.clone(),
+                        streams.marks.clone(),
+                        settings,
+                    );
+                    gather_checkpoints(
+                        streams.positions.clone(),
+                        streams.marks.clone(),
+                        state,
+                        complete_checkpoint.clone(),
+                    );
+                    analytics_resumed(readings, restored, settings)
+                }
+                None => analytics(readings, settings),
+            };
             let changes = scope.concatenate(vec![
                 envelopes(collections.room_averages),
                 envelopes(collections.window_averages),
@@ -173,26 +247,82 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ]);
             let changes = changes.probe_with(&probe);
             kafka_sink(
-                changes,
-                rejected,
+                changes.clone(),
+                streams.rejected.clone(),
                 producer.clone(),
                 deliveries.clone(),
                 topics.clone(),
                 sink_state.clone(),
             );
+            if let (Some(state), Some(mongo)) = (&mongo_state, &mongo) {
+                let archived = mongo.archive_readings.then(|| streams.readings.clone());
+                mongo_sink(changes, streams.rejected, archived, state.clone());
+            }
+            restored_input
         });
+        // The restored state enters at the checkpoint's time, through worker 0.
+        if let Some(mut input) = restored_input {
+            input.advance_to(resume.time);
+            if leader {
+                let records = restored_state
+                    .lock()
+                    .expect("no panics holding the lock")
+                    .take();
+                for record in records.into_iter().flatten() {
+                    input.insert(record);
+                }
+            }
+            input.close();
+        }
 
         let mut last_commit = Instant::now();
         let mut committed: Option<Positions> = None;
+        let mut saving: Option<tokio::task::JoinHandle<anyhow::Result<Time>>> = None;
         loop {
             worker.step_or_park(Some(Duration::from_millis(10)));
             if let Some(failure) = deliveries.failure() {
                 return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
             }
-            let acked = sink_state.borrow().acked(&deliveries);
+            let mut acked = sink_state.borrow().acked(&deliveries);
+            if let Some(state) = &mongo_state {
+                let mut state = state.borrow_mut();
+                if let Some(failure) = state.progress.failure() {
+                    return Err(format!("{failure}; the job stops (nothing after the last checkpoint is lost: a restart redoes it)"));
+                }
+                acked = match (acked, state.acked()) {
+                    (None, None) => None,
+                    (Some(time), None) | (None, Some(time)) => Some(time),
+                    (Some(kafka), Some(mongo)) => Some(kafka.min(mongo)),
+                };
+            }
             let capability = source_state.borrow().capability;
             coordination.publish(Report { capability, acked });
             let global = view.acked();
+            if let (Some(mongo), Some(global)) = (&mongo, global) {
+                // A checkpoint is written once every output before its time is acknowledged.
+                let ready = complete_checkpoint
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|checkpoint| global.is_none_or(|acked| acked >= checkpoint.time));
+                if saving.is_none() && ready {
+                    let checkpoint = complete_checkpoint.borrow_mut().take().expect("ready");
+                    let store = store.clone();
+                    saving = Some(mongo.runtime.spawn(async move {
+                        let mut store = store.lock().await;
+                        let store = store.as_mut().expect("a store with --mongo");
+                        store.save(&checkpoint).await.map(|()| checkpoint.time)
+                    }));
+                }
+                if saving.as_ref().is_some_and(|task| task.is_finished()) {
+                    let task = saving.take().expect("finished");
+                    match mongo.runtime.block_on(task) {
+                        Ok(Ok(time)) => tracing::debug!(time, "checkpoint written"),
+                        Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "cannot write a checkpoint; the next one will be tried"),
+                        Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
+                    }
+                    checkpoint_in_flight.set(false);
+                }
+            }
             if let Some(global) = global {
                 if global.is_none() || last_commit.elapsed() >= COMMIT_INTERVAL {
                     last_commit = Instant::now();
@@ -207,6 +337,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
         flush(&producer, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+        if let Some(mongo) = &mongo {
+            // Everything is acknowledged: the newest complete checkpoint can be written.
+            if let Some(task) = saving.take() {
+                let _ = mongo.runtime.block_on(task);
+            }
+            if let Some(checkpoint) = complete_checkpoint.borrow_mut().take() {
+                let mut store = store.blocking_lock();
+                let store = store.as_mut().expect("a store with --mongo");
+                if let Err(error) = mongo.runtime.block_on(store.save(&checkpoint)) {
+                    tracing::warn!(error = format!("{error:#}"), "cannot write the last checkpoint");
+                }
+            }
+        }
         if let Some(positions) = &committed {
             // Synchronously, so the position is durable before the process exits.
             commit(&consumer, positions, CommitMode::Sync);
@@ -223,6 +366,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let sink = sink_state.borrow();
         totals.changes += sink.changes;
         totals.dead_letter_messages += sink.dead_letters;
+        if let Some(state) = &mongo_state {
+            let mut state = state.borrow_mut();
+            state.finish();
+            totals.mongo_documents += state.progress.documents.load(std::sync::atomic::Ordering::Relaxed);
+            totals.mongo_round_trips += state.progress.round_trips.load(std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::debug!(worker = index, "worker done");
         Ok(())
     })
@@ -247,6 +396,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         dead_letters = totals.source.dead_letters,
         late = totals.source.late,
         changes = totals.changes,
+        mongo_documents = totals.mongo_documents,
+        mongo_round_trips = totals.mongo_round_trips,
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "roomflow run stopped cleanly; offsets committed"
     );

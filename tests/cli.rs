@@ -32,7 +32,8 @@ fn without_out_a_table_of_rooms_is_printed() {
 
 #[test]
 fn configuration_errors_fail_at_start_naming_the_problem() {
-    let cases: [(&[&str], &str); 10] = [
+    const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/building.jsonl.gz");
+    let cases: [(&[&str], &str); 13] = [
         (
             &["replay", "/no/such/input"],
             "cannot read input `/no/such/input`",
@@ -55,6 +56,15 @@ fn configuration_errors_fail_at_start_naming_the_problem() {
         (
             &["run", "--topics", "s", "--brokers", "127.0.0.1:1"],
             "cannot reach Kafka at `127.0.0.1:1`",
+        ),
+        (&["replay", SAMPLE, "--archive-readings"], "--mongo"),
+        (
+            &["replay", SAMPLE, "--mongo", "http://localhost"],
+            "is not a MongoDB connection string",
+        ),
+        (
+            &["replay", SAMPLE, "--mongo", "mongodb://127.0.0.1:1"],
+            "cannot reach MongoDB at mongodb://127.0.0.1:1",
         ),
     ];
     for (args, message) in cases {

@@ -107,6 +107,11 @@ impl StreamWatermark {
         StreamWatermark::default()
     }
 
+    /// A watermark that continues where a stream was: `newest` is what it had delivered.
+    pub fn resumed(newest: Option<EventTime>) -> StreamWatermark {
+        StreamWatermark { newest }
+    }
+
     /// The newest event time delivered so far.
     pub fn newest(&self) -> Option<EventTime> {
         self.newest

@@ -17,7 +17,9 @@ use regex::Regex;
 use super::config::KafkaArgs;
 
 /// A topic's partition.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Partition {
     /// The topic.
     pub topic: String,

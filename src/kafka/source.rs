@@ -23,7 +23,7 @@
 //! Polling never blocks: librdkafka wakes the operator when a partition's queue becomes
 //! non-empty, and it also wakes itself periodically to notice new partitions and stop requests.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +44,7 @@ use super::config::{QuietEof, SourceConsumer};
 use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
+use crate::recovery::checkpoint::{PartitionPosition, Resume};
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::sources::replay::ReadingStream;
@@ -98,6 +99,19 @@ pub struct KafkaSourceOptions {
     pub catch_up_tick_ms: i64,
     /// Backlog (messages) above which a partition is catching up.
     pub catch_up_lag: i64,
+    /// Where a resumed job starts (time 0 and no positions for a fresh one).
+    pub resume: Arc<Resume>,
+    /// On the worker that asks for checkpoints: how often, and whether one is being written.
+    pub checkpoints: Option<CheckpointTrigger>,
+}
+
+/// When the leading worker's source asks for a checkpoint: at its capability, once the interval
+/// has passed and the previous checkpoint is written.
+pub struct CheckpointTrigger {
+    /// Time between checkpoints.
+    pub interval: Duration,
+    /// Set when a mark is sent; the worker's loop clears it once that checkpoint is written.
+    pub in_flight: Rc<Cell<bool>>,
 }
 
 /// Counts kept by a worker's source.
@@ -143,6 +157,18 @@ struct PartitionReader {
     phase: Phase,
     /// Whether its backlog exceeds the catch-up lag.
     catching_up: bool,
+    /// Whether its watermark catches up with the capability at the next message: for a new
+    /// partition and one that was caught up, not for one resumed from a checkpoint (its
+    /// watermark is where it was).
+    needs_catch_up: bool,
+    /// The time of the last message's effects. Every effect of one message is at one time, and
+    /// these times never decrease along a partition: so a position splits the partition into
+    /// messages whose effects are before a time and messages whose effects are not.
+    last_effect: Time,
+    /// The position after the last message, at `last_effect`, not yet reported.
+    unreported: Option<(Time, PartitionPosition)>,
+    /// The offset after the last message read (or where a resumed partition starts).
+    next_offset: Option<i64>,
 }
 
 impl PartitionReader {
@@ -186,6 +212,30 @@ impl PartitionReader {
     }
 }
 
+/// The phase of a partition resumed at `next`: caught up if it ends there (brokers need not send
+/// an end-of-partition event to a consumer that starts at the end). Asks the broker once, when
+/// the partition is assigned.
+fn resumed_phase(consumer: &SourceConsumer, partition: &Partition, next: i64) -> Phase {
+    match consumer.fetch_watermarks(
+        &partition.topic,
+        partition.partition,
+        Duration::from_secs(5),
+    ) {
+        Ok((_, end)) if next >= end => {
+            tracing::debug!(%partition, next, end, "resumed at the end");
+            Phase::CaughtUp
+        }
+        Ok((_, end)) => {
+            tracing::debug!(%partition, next, end, "resumed behind the end");
+            Phase::Unknown
+        }
+        Err(error) => {
+            tracing::warn!(%partition, %error, "cannot read the end of a resumed partition");
+            Phase::Unknown
+        }
+    }
+}
+
 /// Notes in `catching_up` whether the message at `offset` of `partition` is part of a backlog,
 /// given the partition's fetched `end`.
 fn note_backlog(
@@ -210,7 +260,7 @@ pub fn kafka_source<'s>(
     options: KafkaSourceOptions,
     state: Rc<RefCell<SourceState>>,
     progress: ProbeHandle<Time>,
-) -> (ReadingStream<'s>, Stream<'s, Time, Vec<Rejected>>) {
+) -> KafkaStreams<'s> {
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
     let address = builder.operator_info().address;
     let activator = scope.activator_for(address.clone());
@@ -218,13 +268,34 @@ pub fn kafka_source<'s>(
     let (index, peers) = (scope.index(), scope.peers());
     let (readings_output, readings) = builder.new_output();
     let (rejected_output, rejected) = builder.new_output();
+    let (positions_output, positions) = builder.new_output();
+    let (marks_output, marks) = builder.new_output();
     let mut readings_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(readings_output);
     let mut rejected_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(rejected_output);
+    let mut positions_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<PartitionPosition>>>::from(
+            positions_output,
+        );
+    let mut marks_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Time>>>::from(marks_output);
 
     builder.build(move |mut capabilities| {
-        let mut capabilities = Some((capabilities.remove(0), capabilities.remove(0)));
+        // A resumed job continues at its checkpoint's time.
+        for capability in capabilities.iter_mut() {
+            capability.downgrade(&options.resume.time);
+        }
+        let mut capabilities = Some((
+            capabilities.remove(0),
+            capabilities.remove(0),
+            capabilities.remove(0),
+            capabilities.remove(0),
+        ));
+        // No checkpoint at the start time: the one resumed from (or an empty one) is there.
+        let mut last_mark: (Instant, Option<Time>) =
+            (Instant::now(), Some(options.resume.time));
+        let mut reported: Vec<(PartitionPosition, Time)> = Vec::new();
         let consumer = state.borrow().consumer.clone();
         let mut readers: Vec<PartitionReader> = Vec::new();
         let mut owned: BTreeSet<Partition> = BTreeSet::new();
@@ -233,13 +304,16 @@ pub fn kafka_source<'s>(
         let mut idle_since: Option<Instant> = None;
         let mut next_reader = 0;
         let mut buffer: Vec<(Reading, Time, isize)> = Vec::new();
-        let mut rejections: Vec<Rejected> = Vec::new();
+        let mut rejections: Vec<(Rejected, Time)> = Vec::new();
+        let mut late: Vec<Rejected> = Vec::new();
         let mut parsed: Vec<Reading> = Vec::new();
         let context = StreamContext::default();
         let mut sent_up_to: Time = 0;
 
         move |_frontiers| {
-            let Some((for_readings, for_rejected)) = capabilities.as_mut() else {
+            let Some((for_readings, for_rejected, for_positions, for_marks)) =
+                capabilities.as_mut()
+            else {
                 return;
             };
             activator.activate_after(TICK);
@@ -262,10 +336,11 @@ pub fn kafka_source<'s>(
                         if owner(partition, peers) != index || owned.contains(partition) {
                             continue;
                         }
-                        let offset = if listed {
-                            Offset::Beginning
-                        } else {
-                            options.start.offset()
+                        let resumed = options.resume.positions.get(partition);
+                        let offset = match resumed {
+                            Some(position) => Offset::Offset(position.next),
+                            None if listed => Offset::Beginning,
+                            None => options.start.offset(),
                         };
                         let Some(mut queue) =
                             consumer.split_partition_queue(&partition.topic, partition.partition)
@@ -284,9 +359,19 @@ pub fn kafka_source<'s>(
                         readers.push(PartitionReader {
                             partition: partition.clone(),
                             queue,
-                            watermark: StreamWatermark::new(),
-                            phase: Phase::Unknown,
+                            watermark: StreamWatermark::resumed(
+                                resumed.and_then(|position| position.newest),
+                            ),
+                            phase: resumed.map_or(Phase::Unknown, |position| {
+                                resumed_phase(&consumer, partition, position.next)
+                            }),
                             catching_up: false,
+                            // Resumed partitions continue from their own watermark.
+                            needs_catch_up: resumed.is_none(),
+                            last_effect: options.resume.time,
+                            unreported: None,
+                            next_offset: resumed.map(|position| position.next),
+
                         });
                     }
                     listed = known.listed;
@@ -312,6 +397,13 @@ pub fn kafka_source<'s>(
                 .zip(idle_since)
                 .is_some_and(|(limit, since)| since.elapsed() >= limit);
             if options.stop.load(Ordering::Relaxed) || idle_long_enough {
+                // A last checkpoint where the source stops, so a restart resumes from there.
+                if options.checkpoints.is_some() && last_mark.1 != Some(*for_marks.time()) {
+                    marks_output
+                        .activate()
+                        .session(&*for_marks)
+                        .give(*for_marks.time());
+                }
                 state.offsets.snapshot(sent_up_to);
                 state.capability = None;
                 capabilities = None;
@@ -319,10 +411,28 @@ pub fn kafka_source<'s>(
                 return;
             }
 
-            // Flow control: wait for the rest of the dataflow rather than pile up work in it.
+            // A checkpoint at the capability: everything this worker sends from now on is at or
+            // after it, and every other worker's output before it is in when its frontier passes.
+            if let Some(trigger) = &options.checkpoints {
+                let now = *for_marks.time();
+                if !trigger.in_flight.get()
+                    && last_mark.0.elapsed() >= trigger.interval
+                    && last_mark.1 != Some(now)
+                {
+                    tracing::debug!(time = now, "checkpoint mark");
+                    marks_output.activate().session(&*for_marks).give(now);
+                    trigger.in_flight.set(true);
+                    last_mark = (Instant::now(), Some(now));
+                }
+            }
+
+            // Flow control: wait for the rest of the dataflow, and for the sinks' acknowledgements
+            // (a slow MongoDB slows reading down), rather than pile up work.
             let behind = progress
                 .with_frontier(|f| f.first().copied())
-                .is_some_and(|frontier| for_readings.time().saturating_sub(frontier) > options.max_ahead);
+                .into_iter()
+                .chain(options.coordination.acked().flatten())
+                .any(|done| for_readings.time().saturating_sub(done) > options.max_ahead);
             let mut more = false;
             if !behind {
                 let capability = *for_readings.time();
@@ -333,9 +443,20 @@ pub fn kafka_source<'s>(
                     let end = reader.fetched_end(consumer.client().native_ptr());
                     while handled < options.batch {
                         let message = match reader.queue.poll(Duration::ZERO) {
-                            None => break,
+                            None => {
+                                // Caught up, even if the broker sends no end-of-partition event
+                                // (some do not, to a consumer that started at the end).
+                                if reader.phase != Phase::CaughtUp
+                                    && reader.next_offset.zip(end).is_some_and(|(next, end)| next >= end)
+                                {
+                                    reader.phase = Phase::CaughtUp;
+                                    reader.needs_catch_up = true;
+                                }
+                                break;
+                            }
                             Some(Err(KafkaError::PartitionEOF(_))) => {
                                 reader.phase = Phase::CaughtUp;
+                                reader.needs_catch_up = true;
                                 continue;
                             }
                             Some(Err(error)) => {
@@ -346,6 +467,7 @@ pub fn kafka_source<'s>(
                         };
                         handled += 1;
                         idle_since = None;
+                        reader.next_offset = Some(message.offset() + 1);
                         reader.phase = Phase::Active;
                         state.counts.messages += 1;
                         state.offsets.consumed(&reader.partition, message.offset() + 1);
@@ -357,7 +479,9 @@ pub fn kafka_source<'s>(
                             options.catch_up_lag,
                         );
                         // A partition that paused continues from where the computation is.
-                        reader.watermark.catch_up(capability as i64);
+                        if std::mem::take(&mut reader.needs_catch_up) {
+                            reader.watermark.catch_up(capability as i64);
+                        }
                         let payload = message.payload().unwrap_or_default();
                         let origin = || {
                             Box::new(KafkaOrigin {
@@ -376,43 +500,72 @@ pub fn kafka_source<'s>(
                             Ok(text) => parse_line(Format::Json, &context, text, &mut parsed)
                                 .and_then(|()| parsed.iter().try_for_each(|r| options.valid.check(r))),
                         };
-                        if let Err(reason) = outcome {
+                        // Every effect of the message at one time (see `last_effect`).
+                        let effect = if let Err(reason) = outcome {
                             state.counts.dead_letters += 1;
-                            rejections.push(Rejected {
-                                kind: RejectKind::DeadLetter,
-                                source: source(),
-                                reason,
-                                line: Some(String::from_utf8_lossy(payload).into_owned()),
-                                reading: None,
-                                origin: Some(origin()),
-                            });
-                            continue;
-                        }
-                        for reading in parsed.drain(..) {
-                            match reader.watermark.admit(reading.ts, &options.horizon) {
-                                Admission::OnTime { stamp } => {
-                                    let stamp = reader.stamp(stamp, capability, options.catch_up_tick_ms);
-                                    state.counts.readings += 1;
-                                    sent_up_to = sent_up_to.max(stamp);
-                                    buffer.push((reading, stamp, 1));
+                            let effect = reader.last_effect.max(capability);
+                            rejections.push((
+                                Rejected {
+                                    kind: RejectKind::DeadLetter,
+                                    source: source(),
+                                    reason,
+                                    line: Some(String::from_utf8_lossy(payload).into_owned()),
+                                    reading: None,
+                                    origin: Some(origin()),
+                                },
+                                effect,
+                            ));
+                            effect
+                        } else {
+                            let mut message_stamp: Option<Time> = None;
+                            for reading in parsed.drain(..) {
+                                match reader.watermark.admit(reading.ts, &options.horizon) {
+                                    Admission::OnTime { stamp } => {
+                                        // Later readings of the message take the first one's
+                                        // stamp: lower than their own, which sealing allows.
+                                        let stamp = *message_stamp.get_or_insert_with(|| {
+                                            reader
+                                                .stamp(stamp, capability, options.catch_up_tick_ms)
+                                                .max(reader.last_effect)
+                                        });
+                                        state.counts.readings += 1;
+                                        buffer.push((reading, stamp, 1));
+                                    }
+                                    Admission::Late { newest } => {
+                                        state.counts.late += 1;
+                                        late.push(Rejected {
+                                            kind: RejectKind::Late,
+                                            source: source(),
+                                            reason: format!(
+                                                "event time {} is {} ms behind the newest event time {} of its partition (lateness {} ms)",
+                                                reading.ts,
+                                                newest - reading.ts,
+                                                newest,
+                                                options.horizon.lateness_ms
+                                            ),
+                                            line: None,
+                                            reading: Some(reading),
+                                            origin: Some(origin()),
+                                        });
+                                    }
                                 }
-                                Admission::Late { newest } => {
-                                    state.counts.late += 1;
-                                    rejections.push(Rejected {
-                                        kind: RejectKind::Late,
-                                        source: source(),
-                                        reason: format!(
-                                            "event time {} is {} ms behind the newest event time {} of its partition (lateness {} ms)",
-                                            reading.ts,
-                                            newest - reading.ts,
-                                            newest,
-                                            options.horizon.lateness_ms
-                                        ),
-                                        line: None,
-                                        reading: Some(reading),
-                                        origin: Some(origin()),
-                                    });
-                                }
+                            }
+                            let effect =
+                                message_stamp.unwrap_or(reader.last_effect.max(capability));
+                            rejections.extend(late.drain(..).map(|rejected| (rejected, effect)));
+                            effect
+                        };
+                        reader.last_effect = effect;
+                        sent_up_to = sent_up_to.max(effect);
+                        let position = PartitionPosition {
+                            partition: reader.partition.clone(),
+                            next: message.offset() + 1,
+                            newest: reader.watermark.newest(),
+                        };
+                        // One position per partition and effect time: the last one.
+                        if let Some((time, previous)) = reader.unreported.replace((effect, position)) {
+                            if time != effect {
+                                reported.push((previous, time));
                             }
                         }
                     }
@@ -440,10 +593,36 @@ pub fn kafka_source<'s>(
                     }
                 }
                 if !rejections.is_empty() {
-                    rejected_output
-                        .activate()
-                        .session(&*for_rejected)
-                        .give_iterator(rejections.drain(..));
+                    rejections.sort_by_key(|(_, time)| *time);
+                    let mut rejected_output = rejected_output.activate();
+                    let mut items = rejections.drain(..).peekable();
+                    while let Some((first, time)) = items.next() {
+                        let at = for_rejected.delayed(&time);
+                        let mut session = rejected_output.session(&at);
+                        session.give(first);
+                        while let Some((next, _)) = items.next_if(|(_, t)| *t == time) {
+                            session.give(next);
+                        }
+                    }
+                }
+                reported.extend(
+                    readers
+                        .iter_mut()
+                        .filter_map(|reader| reader.unreported.take())
+                        .map(|(time, position)| (position, time)),
+                );
+                if !reported.is_empty() {
+                    reported.sort_by_key(|(_, time)| *time);
+                    let mut positions_output = positions_output.activate();
+                    let mut items = reported.drain(..).peekable();
+                    while let Some((first, time)) = items.next() {
+                        let at = for_positions.delayed(&time);
+                        let mut session = positions_output.session(&at);
+                        session.give(first);
+                        while let Some((next, _)) = items.next_if(|(_, t)| *t == time) {
+                            session.give(next);
+                        }
+                    }
                 }
                 state.offsets.snapshot(sent_up_to);
             }
@@ -469,6 +648,8 @@ pub fn kafka_source<'s>(
                 if target > *for_readings.time() {
                     for_readings.downgrade(&target);
                     for_rejected.downgrade(&target);
+                    for_positions.downgrade(&target);
+                    for_marks.downgrade(&target);
                 }
             }
             state.capability = Some(*for_readings.time());
@@ -477,5 +658,22 @@ pub fn kafka_source<'s>(
             }
         }
     });
-    (readings, rejected)
+    KafkaStreams {
+        readings,
+        rejected,
+        positions,
+        marks,
+    }
+}
+
+/// What the Kafka source produces.
+pub struct KafkaStreams<'s> {
+    /// Readings, at their stamps.
+    pub readings: ReadingStream<'s>,
+    /// Dead letters and late readings, at the time of their message's effects.
+    pub rejected: Stream<'s, Time, Vec<Rejected>>,
+    /// Partition positions, each at the time of the effects of the messages before it.
+    pub positions: Stream<'s, Time, Vec<PartitionPosition>>,
+    /// Checkpoint marks (only from the worker with a [`CheckpointTrigger`]).
+    pub marks: Stream<'s, Time, Vec<Time>>,
 }

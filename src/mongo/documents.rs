@@ -120,8 +120,8 @@ impl Item {
                 let document = match envelope.data {
                     None => None,
                     Some(data) => {
-                        let Bson::Document(fields) = mongodb::bson::to_bson(&data)
-                            .map_err(|e| format!("{e}"))?
+                        let Bson::Document(fields) =
+                            mongodb::bson::to_bson(&data).map_err(|e| format!("{e}"))?
                         else {
                             return Err(format!("change data is not an object: {data}"));
                         };
@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(
             write.document.unwrap(),
             doc! { "_id": "sensors/2/17#co2", "source": "sensors/2/17", "reason": "too late",
-                   "room": "a", "sensor": "co2", "ts": 5i64, "value": 1.5 }
+            "room": "a", "sensor": "co2", "ts": 5i64, "value": 1.5 }
         );
         let dead = Item::Rejected(Rejected {
             kind: RejectKind::DeadLetter,
@@ -257,6 +257,9 @@ mod tests {
             origin: None,
         });
         let write = dead.write().unwrap();
-        assert_eq!((write.target, write.id.as_str()), (Target::DeadLetters, "in.jsonl:3"));
+        assert_eq!(
+            (write.target, write.id.as_str()),
+            (Target::DeadLetters, "in.jsonl:3")
+        );
     }
 }

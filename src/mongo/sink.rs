@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use roomflow_dataflows::{Reading, Time};
+use roomflow_dataflows::Time;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -25,6 +25,7 @@ use super::documents::Item;
 use super::writer::{write_batches, Batch, WriterProgress};
 use crate::sinks::changes::ChangeLine;
 use crate::sources::rejected::Rejected;
+use crate::sources::replay::ReadingStream;
 
 /// Batches waiting for the writer at most: beyond, the worker waits.
 const QUEUE: usize = 8;
@@ -48,8 +49,9 @@ pub struct MongoSinkState {
 }
 
 impl MongoSinkState {
-    /// Starts the writer task of one worker.
-    pub fn start(mongo: &Mongo) -> Rc<RefCell<MongoSinkState>> {
+    /// Starts the writer task of one worker whose dataflow starts at `start` (the sink's input
+    /// frontier until the operator first runs).
+    pub fn start(mongo: &Mongo, start: Time) -> Rc<RefCell<MongoSinkState>> {
         let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
         let progress = Arc::new(WriterProgress::default());
         let (db, writer_progress) = (mongo.db.clone(), progress.clone());
@@ -61,7 +63,7 @@ impl MongoSinkState {
             progress,
             in_flight: VecDeque::new(),
             next_seq: 1,
-            frontier: Some(0),
+            frontier: Some(start),
             task: Some(task),
             runtime: mongo.runtime.clone(),
         }))
@@ -91,7 +93,11 @@ impl MongoSinkState {
     /// is, and nothing more will come.
     pub fn acked(&mut self) -> Option<Time> {
         let written = self.progress.written.load(Ordering::Acquire);
-        while self.in_flight.front().is_some_and(|(seq, _)| *seq <= written) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(seq, _)| *seq <= written)
+        {
             self.in_flight.pop_front();
         }
         let outstanding = self.in_flight.front().map(|(_, time)| *time);
@@ -115,7 +121,7 @@ impl MongoSinkState {
 pub fn mongo_sink<'s>(
     changes: Stream<'s, Time, Vec<ChangeLine>>,
     rejected: Stream<'s, Time, Vec<Rejected>>,
-    readings: Option<Stream<'s, Time, Vec<(Reading, Time, isize)>>>,
+    readings: Option<ReadingStream<'s>>,
     state: Rc<RefCell<MongoSinkState>>,
 ) {
     let scope = changes.scope();

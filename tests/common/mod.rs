@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod kafka;
+pub mod mongo;
 
 /// Runs the binary with `args`, whatever the outcome.
 pub fn roomflow(args: &[&str]) -> Output {

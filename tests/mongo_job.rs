@@ -1,0 +1,360 @@
+//! The MongoDB sink and checkpoints, against real servers (the local stand-ins `scripts/kafka.sh`
+//! and `scripts/mongo.sh` run, or `KAFKA_BROKERS` and `ROOMFLOW_TEST_MONGO`): replay writes the
+//! final state; a job killed with SIGKILL and restarted several times ends with the same
+//! collections as one never interrupted, resuming from checkpoints; a MongoDB outage mid-run
+//! loses nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kafka::{apply_changes, brokers, read_topic, require_broker, unique};
+use common::mongo::{all_documents, checkpoint_head, documents, mongo_uri, require_mongo};
+use common::{lines, ok, simulate};
+use mongodb::bson::{Bson, Document};
+use rand::Rng;
+use serde_json::Value;
+
+fn publish(input: &Path, topic: &str, partitions: &str) {
+    ok(&[
+        "publish",
+        input.to_str().unwrap(),
+        "--topic",
+        topic,
+        "--partitions",
+        partitions,
+        "--brokers",
+        &brokers(),
+    ]);
+}
+
+/// A job writing to database `db`, its stderr in `log`; killed with SIGKILL on drop.
+struct Job {
+    child: Child,
+}
+
+impl Job {
+    fn spawn(topic: &str, group: &str, uri: &str, db: &str, log: &Path, extra: &[&str]) -> Job {
+        let child = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+            .args(["run", "--topics", topic, "-w", "2", "--group", group])
+            .args(["--alpha-topic", &format!("{group}.alpha")])
+            .args(["--dead-letter-topic", &format!("{group}.dead")])
+            .args(["--brokers", &brokers(), "--mongo", uri, "--mongo-db", db])
+            .args(["--checkpoint-interval", "200ms"])
+            .args(if extra.is_empty() {
+                &["--exit-when-idle", "2s"][..]
+            } else {
+                extra
+            })
+            .env("ROOMFLOW_LOG", "roomflow=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Job { child }
+    }
+
+    /// Stops the job with SIGTERM and waits for its clean exit.
+    fn terminate(self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait();
+    }
+
+    /// Waits for a clean exit.
+    fn wait(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the job failed: {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "the job did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The three collections as the JSON outputs of `replay --out` give them, keyed like MongoDB.
+fn replayed_documents(input: &Path, out: &Path) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    ok(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut collections = BTreeMap::new();
+    for (collection, key_fields) in [
+        ("room_averages", &["room", "sensor"][..]),
+        ("window_averages", &["room", "sensor", "window_start"][..]),
+        ("temperature_deltas", &["room", "ts"][..]),
+    ] {
+        let mut documents = BTreeMap::new();
+        for record in lines(&out.join(format!("{collection}.jsonl"))) {
+            let key: Vec<&Value> = key_fields.iter().map(|field| &record[*field]).collect();
+            documents.insert(serde_json::to_string(&key).unwrap(), record);
+        }
+        collections.insert(collection, documents);
+    }
+    collections
+}
+
+/// A document as JSON, without `_id`.
+fn json(document: &Document) -> Value {
+    let mut document = document.clone();
+    document.remove("_id");
+    Bson::Document(document).into_relaxed_extjson()
+}
+
+fn fixture(dir: &Path, readings: &str, seed: &str) -> PathBuf {
+    simulate(
+        dir,
+        "readings.jsonl",
+        &["--rooms", "20", "--readings", readings, "--seed", seed],
+    )
+}
+
+#[test]
+fn replay_writes_one_document_per_key_equal_to_the_json_outputs() {
+    require_mongo();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "5000", "11");
+    let expected = replayed_documents(&input, &dir.path().join("out"));
+    let db = unique("replay");
+    let uri = mongo_uri();
+    // Twice: the second replay replaces what the first wrote.
+    for _ in 0..2 {
+        ok(&[
+            "replay",
+            input.to_str().unwrap(),
+            "--mongo",
+            &uri,
+            "--mongo-db",
+            &db,
+            "-w",
+            "2",
+        ]);
+    }
+    for (collection, expected) in expected {
+        let written = documents(&uri, &db, collection);
+        assert_eq!(written.len(), expected.len(), "{collection}");
+        for (id, record) in expected {
+            let document = written
+                .get(&id)
+                .unwrap_or_else(|| panic!("{collection} {id}"));
+            assert_eq!(json(document), record, "{collection} {id}");
+        }
+    }
+    let dead = lines(&dir.path().join("out/dead_letters.jsonl"));
+    let written = documents(&uri, &db, "dead_letters");
+    assert_eq!(written.len(), dead.len());
+    for record in dead {
+        let document = &written[record["source"].as_str().unwrap()];
+        assert_eq!(json(document), record);
+    }
+}
+
+#[test]
+fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_run() {
+    require_broker();
+    require_mongo();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "40000", "12");
+    let topic = unique("sensors");
+    // One partition per worker: each worker's progress follows its own partition.
+    publish(&input, &topic, "2");
+    let uri = mongo_uri();
+
+    let reference = unique("uninterrupted");
+    Job::spawn(
+        &topic,
+        &reference,
+        &uri,
+        &reference,
+        &dir.path().join("reference.log"),
+        &[],
+    )
+    .wait();
+
+    let killed = unique("killed");
+    let mut rng = rand::thread_rng();
+    let mut resumed = 0;
+    let generation = |head: Option<Document>| head.map(|h| h.get("generation").cloned());
+    for attempt in 0..4 {
+        let log = dir.path().join(format!("killed-{attempt}.log"));
+        let before = generation(checkpoint_head(&uri, &killed, &killed));
+        let mut job = Job::spawn(&topic, &killed, &uri, &killed, &log, &[]);
+        // Kill at a random point after the job has written a new checkpoint, so that every
+        // restart has something to resume from (and finds the job's output ahead of it).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while generation(checkpoint_head(&uri, &killed, &killed)) == before {
+            assert!(Instant::now() < deadline, "no checkpoint written");
+            if job.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..1_500)));
+        let finished = job.child.try_wait().unwrap().is_some();
+        drop(job); // SIGKILL
+        if std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("resuming from the checkpoint")
+        {
+            resumed += 1;
+        }
+        if finished {
+            break;
+        }
+    }
+    let last_log = dir.path().join("last.log");
+    Job::spawn(&topic, &killed, &uri, &killed, &last_log, &[]).wait();
+    if std::fs::read_to_string(&last_log)
+        .unwrap()
+        .contains("resuming from the checkpoint")
+    {
+        resumed += 1;
+    }
+    assert!(
+        resumed >= 2,
+        "only {resumed} restarts resumed from a checkpoint"
+    );
+
+    let expected = all_documents(&uri, &reference);
+    let written = all_documents(&uri, &killed);
+    for (collection, documents) in &expected {
+        assert!(
+            !documents.is_empty() || collection.ends_with("readings"),
+            "{collection}"
+        );
+        assert_eq!(written[collection].len(), documents.len(), "{collection}");
+        for (id, document) in documents {
+            assert_eq!(
+                written[collection].get(id),
+                Some(document),
+                "{collection} {id}"
+            );
+        }
+    }
+    assert!(checkpoint_head(&uri, &killed, &killed).is_some());
+
+    // The alpha topic, applied in order by key, ends in the same state as the uninterrupted
+    // job's, despite the changes repeated after each restart.
+    let rebuilt = apply_changes(&read_topic(&format!("{killed}.alpha")));
+    let reference_rebuilt = apply_changes(&read_topic(&format!("{reference}.alpha")));
+    assert_eq!(rebuilt.len(), reference_rebuilt.len());
+    for (key, value) in &reference_rebuilt {
+        assert_eq!(rebuilt.get(key), Some(value), "{key:?}");
+    }
+}
+
+/// A server of its own, on a free port, with a store that survives a stop.
+struct OwnServer {
+    port: u16,
+    state: PathBuf,
+}
+
+impl OwnServer {
+    fn script(&self, action: &str) {
+        let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mongo.sh"))
+            .arg(action)
+            .env("MONGO_PORT", self.port.to_string())
+            .env("MONGO_STATE", &self.state)
+            .env("MONGO_STORE", self.state.join("store.db"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/mongo.sh {action}");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+#[test]
+fn a_mongodb_outage_mid_run_loses_nothing() {
+    require_broker();
+    require_mongo();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "30000", "13");
+    let expected = replayed_documents(&input, &dir.path().join("out"));
+    // The first half before the outage, the second during it: the job has writes to retry.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (
+        dir.path().join("first.jsonl"),
+        dir.path().join("second.jsonl"),
+    );
+    std::fs::write(&first, lines[..15_000].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[15_000..].join("\n") + "\n").unwrap();
+    let topic = unique("sensors");
+    publish(&first, &topic, "2");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = OwnServer {
+        port,
+        state: dir.path().join("mongo"),
+    };
+    server.script("start");
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let group = unique("outage");
+    let log = dir.path().join("job.log");
+    // No --exit-when-idle: the job runs until it is told to stop.
+    let job = Job::spawn(
+        &topic,
+        &group,
+        &uri,
+        "roomflow",
+        &log,
+        &["--discover-interval", "1s"],
+    );
+    let wait_for = |what: &str, condition: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !condition() {
+            assert!(Instant::now() < deadline, "waited too long for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("the first writes", &|| {
+        !documents(&uri, "roomflow", "temperature_deltas").is_empty()
+    });
+    server.script("stop");
+    publish(&second, &topic, "2");
+    // MongoDB stays away until the job has tried to write the second half.
+    wait_for("a failed write", &|| {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("cannot write to MongoDB; retrying")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    server.script("start");
+    // A live job holds the newest tick open until time moves on; stopping it completes it.
+    job.terminate();
+    for (collection, expected) in expected {
+        let written = documents(&uri, "roomflow", collection);
+        assert_eq!(written.len(), expected.len(), "{collection}");
+        for (id, record) in expected {
+            assert_eq!(json(&written[&id]), record, "{collection} {id}");
+        }
+    }
+}
