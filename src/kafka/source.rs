@@ -433,6 +433,10 @@ pub fn kafka_source<'s>(
                 .into_iter()
                 .chain(options.coordination.acked().flatten())
                 .any(|done| for_readings.time().saturating_sub(done) > options.max_ahead);
+            if behind {
+                // Waiting for output is not being idle: new messages may wait unread.
+                idle_since = None;
+            }
             let mut more = false;
             if !behind {
                 let capability = *for_readings.time();
