@@ -169,6 +169,8 @@ struct PartitionReader {
     unreported: Option<(Time, PartitionPosition)>,
     /// The offset after the last message read (or where a resumed partition starts).
     next_offset: Option<i64>,
+    /// When a resumed partition not heard from yet last asked the broker for its end.
+    end_asked: Option<Instant>,
 }
 
 impl PartitionReader {
@@ -219,7 +221,7 @@ fn resumed_phase(consumer: &SourceConsumer, partition: &Partition, next: i64) ->
     match consumer.fetch_watermarks(
         &partition.topic,
         partition.partition,
-        Duration::from_secs(5),
+        Duration::from_secs(2),
     ) {
         Ok((_, end)) if next >= end => {
             tracing::debug!(%partition, next, end, "resumed at the end");
@@ -371,6 +373,7 @@ pub fn kafka_source<'s>(
                             last_effect: options.resume.time,
                             unreported: None,
                             next_offset: resumed.map(|position| position.next),
+                            end_asked: resumed.map(|_| Instant::now()),
 
                         });
                     }
@@ -445,6 +448,17 @@ pub fn kafka_source<'s>(
                 for step in 0..count {
                     let reader = &mut readers[(next_reader + step) % count];
                     let end = reader.fetched_end(consumer.client().native_ptr());
+                    // A resumed partition that says nothing may be at its end: ask again now and
+                    // then (the first answer may have timed out on a busy broker).
+                    if reader.phase == Phase::Unknown
+                        && reader.end_asked.is_some_and(|asked| asked.elapsed() >= Duration::from_secs(1))
+                    {
+                        reader.end_asked = Some(Instant::now());
+                        if let Some(next) = reader.next_offset {
+                            reader.phase = resumed_phase(&consumer, &reader.partition, next);
+                            reader.needs_catch_up = reader.phase == Phase::CaughtUp;
+                        }
+                    }
                     while handled < options.batch {
                         let message = match reader.queue.poll(Duration::ZERO) {
                             None => {
