@@ -124,7 +124,8 @@ PY
   start=$(date +%s.%N)
   ROOMFLOW_LOG=info "$BIN" "${job[@]}" 2>"$DIR/restart.log"
   elapsed=$(echo "$(date +%s.%N) - $start - 1" | bc)
-  grep -o 'resuming from the checkpoint.*' "$DIR/restart.log" | head -1
-  grep -o 'messages=[0-9]*' "$DIR/restart.log" | tail -1
+  plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
+  plain "$DIR/restart.log" | grep -o 'resuming from the checkpoint.*' | head -1
+  plain "$DIR/restart.log" | grep -o 'messages=[0-9]*' | tail -1
   echo "restart: $elapsed s from start to caught up and written (target < 5 s)"
 fi

@@ -232,7 +232,8 @@ fn resumed_phase(consumer: &SourceConsumer, partition: &Partition, next: i64) ->
             Phase::Unknown
         }
         Err(error) => {
-            tracing::warn!(%partition, %error, "cannot read the end of a resumed partition");
+            // Asked again in a second; the partition holds time back meanwhile, as unread ones do.
+            tracing::debug!(%partition, %error, "cannot read the end of a resumed partition");
             Phase::Unknown
         }
     }
