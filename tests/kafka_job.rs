@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::kafka::{apply_changes, brokers, read_topic, require_broker, unique};
+use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker, unique};
 use common::{lines, ok, simulate, two_process_hostfile};
 use serde_json::Value;
 
@@ -36,19 +36,6 @@ fn replayed_state(inputs: &[&Path], out: &Path) -> BTreeMap<(String, String), Va
         }
     }
     state
-}
-
-fn publish(input: &Path, topic: &str) {
-    ok(&[
-        "publish",
-        input.to_str().unwrap(),
-        "--topic",
-        topic,
-        "--partitions",
-        "4",
-        "--brokers",
-        &brokers(),
-    ]);
 }
 
 /// The job's output topics and consumer group, unique to one test.
@@ -143,7 +130,7 @@ fn the_alpha_topic_rebuilds_the_replayed_state_and_dead_letters_keep_their_bytes
         ],
     );
     let (topic, outputs) = (unique("sensors"), Outputs::new());
-    publish(&input, &topic);
+    publish(&input, &topic, "4");
     // A small catch-up lag: most of the 5,000 messages per partition are read as a backlog, at
     // the 60 s catch-up tick instead of the 100 ms tick.
     run_until_idle(&topic, &outputs, &["--catch-up-lag", "500"]);
@@ -205,9 +192,9 @@ fn after_a_clean_stop_and_more_input_a_restart_agrees_with_a_replay_of_everythin
     let second = simulate(dir.path(), "second.jsonl", &later);
 
     let (topic, outputs) = (unique("sensors"), Outputs::new());
-    publish(&first, &topic);
+    publish(&first, &topic, "4");
     run_until_idle(&topic, &outputs, &[]);
-    publish(&second, &topic);
+    publish(&second, &topic, "4");
     run_until_idle(&topic, &outputs, &[]);
 
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
@@ -321,7 +308,7 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
         &["--rooms", "8", "--readings", "8000", "--late", "0.002"],
     );
     let (topic, outputs) = (unique("sensors"), Outputs::new());
-    publish(&input, &topic);
+    publish(&input, &topic, "4");
 
     let hostfile = two_process_hostfile(dir.path());
     let spawn = |process: &str| {

@@ -11,25 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{apply_changes, brokers, read_topic, require_broker, unique};
+use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker, unique};
 use common::mongo::{all_documents, checkpoint_head, documents, mongo_uri, require_mongo};
 use common::{lines, ok, simulate};
 use mongodb::bson::{Bson, Document};
 use rand::Rng;
 use serde_json::Value;
-
-fn publish(input: &Path, topic: &str, partitions: &str) {
-    ok(&[
-        "publish",
-        input.to_str().unwrap(),
-        "--topic",
-        topic,
-        "--partitions",
-        partitions,
-        "--brokers",
-        &brokers(),
-    ]);
-}
 
 /// A job writing to database `db`, its stderr in `log`; killed with SIGKILL on drop.
 struct Job {

@@ -152,3 +152,17 @@ pub fn apply_changes(records: &[Record]) -> BTreeMap<(String, String), Value> {
     }
     state
 }
+
+/// Publishes `input` to `topic` with `roomflow publish`, creating it with `partitions`.
+pub fn publish(input: &std::path::Path, topic: &str, partitions: &str) {
+    super::ok(&[
+        "publish",
+        input.to_str().unwrap(),
+        "--topic",
+        topic,
+        "--partitions",
+        partitions,
+        "--brokers",
+        &brokers(),
+    ]);
+}
