@@ -13,6 +13,7 @@ use crate::kafka::source::StartFrom;
 use crate::mongo::config::MongoArgs;
 use crate::sources::formats::Format;
 use crate::sources::validity::ValidRange;
+use crate::telemetry::logging::LogFormat;
 
 /// Real-time sensor analytics on timely/differential dataflow: per-room averages, windowed
 /// averages and temperature deltas, exact and incremental.
@@ -27,6 +28,16 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as human-readable text or as one JSON object per line (the level comes from
+    /// ROOMFLOW_LOG, e.g. `debug`).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        global = true,
+        env = "ROOMFLOW_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// Print help.
     #[arg(long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
@@ -312,6 +323,10 @@ pub struct RunArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics, and liveness and readiness at /livez and
+    /// /readyz, e.g. 0.0.0.0:9898.
+    #[arg(long, value_name = "ADDR", env = "ROOMFLOW_METRICS")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// How often the job checkpoints to MongoDB (with --mongo).
     #[arg(long, value_parser = duration, default_value = "10s", env = "ROOMFLOW_CHECKPOINT_INTERVAL")]
     pub checkpoint_interval: Duration,
@@ -409,9 +424,9 @@ pub struct SimulateArgs {
     /// they are produced at).
     #[arg(long, default_value_t = 1_700_000_000_000, env = "ROOMFLOW_START")]
     pub start: i64,
-    /// Kafka bootstrap servers for live mode (default: KAFKA_BROKERS, else localhost:9092).
-    #[arg(long, requires = "topic")]
-    pub brokers: Option<String>,
+    /// Kafka bootstrap servers for live mode (with --topic).
+    #[arg(long, default_value = "localhost:9092", env = "KAFKA_BROKERS")]
+    pub brokers: String,
     /// Produce live to this Kafka topic instead of writing lines, until stopped (or until
     /// --readings); created with --partitions if it does not exist.
     #[arg(long, conflicts_with_all = ["out", "shards"], env = "ROOMFLOW_TOPIC")]
@@ -438,6 +453,25 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_twin() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_action(), ArgAction::Help | ArgAction::Version);
+                if !arg.is_positional() && !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{} --{}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "flags without an environment twin: {missing:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! those to sinks (`sinks/`, `kafka/sink.rs`).
 
 mod cli;
+#[cfg(test)]
+mod deployment;
 mod kafka;
 mod mongo;
 mod publish;
@@ -14,6 +16,7 @@ mod run;
 mod simulate;
 mod sinks;
 mod sources;
+mod telemetry;
 
 use clap::Parser;
 
@@ -23,14 +26,9 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROOMFLOW_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = cli::Cli::parse();
+    telemetry::logging::init(cli.log_format);
+    let log_format = cli.log_format;
     let result = match cli.command {
         cli::Command::Replay(args) => replay::replay(args),
         cli::Command::Simulate(args) => simulate::command(args),
@@ -40,7 +38,11 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            if log_format == telemetry::logging::LogFormat::Json {
+                tracing::error!(error = format!("{error:#}"), "roomflow failed");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

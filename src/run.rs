@@ -33,6 +33,9 @@ use crate::recovery::gather::gather_checkpoints;
 use crate::recovery::store::CheckpointStore;
 use crate::sinks::changes::envelopes;
 use crate::sources::validity::ValidRanges;
+use crate::telemetry::catalog;
+use crate::telemetry::health::Health;
+use metrics::{counter, gauge};
 
 /// How often workers commit offsets while running.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -72,6 +75,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         {
             bail!("--topics must not include the job's own output topics (--alpha-topic, --dead-letter-topic)");
         }
+    }
+    // Bound first: a busy --metrics address fails at once, and probes see "starting" meanwhile.
+    let health = Arc::new(Health::new(args.workers.workers));
+    if let Some(address) = args.metrics {
+        crate::telemetry::server::serve(address, health.clone())?;
     }
     args.kafka.check_reachable()?;
     ensure_topics(
@@ -153,12 +161,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let catch_up_lag = args.catch_up_lag;
     let totals_w = totals.clone();
+    let health_w = health.clone();
     let stop_w = stop.clone();
     // A few coarse ticks: a partition catching up moves a whole catch-up tick at a time.
     let max_ahead = (8 * catch_up_tick_ms) as Time;
 
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
+        let health = health_w.clone();
         let consumer: SourceConsumer = kafka
             .client_config(&[
                 ("group.id", &group),
@@ -193,10 +203,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|mongo| MongoSinkState::start(mongo, resume.time));
         let checkpoint_in_flight = Rc::new(Cell::new(false));
         let complete_checkpoint: Rc<RefCell<Option<Checkpoint>>> = Rc::default();
-        let sink_state = Rc::new(RefCell::new(SinkState {
-            frontier: Some(resume.time),
-            ..SinkState::default()
-        }));
+        let sink_state = Rc::new(RefCell::new(SinkState::starting_at(resume.time)));
         let options = KafkaSourceOptions {
             known: known.clone(),
             start: from,
@@ -260,6 +267,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             restored_input
         });
+        health.beat(index);
         // The restored state enters at the checkpoint's time, through worker 0.
         if let Some(mut input) = restored_input {
             input.advance_to(resume.time);
@@ -278,8 +286,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut last_commit = Instant::now();
         let mut committed: Option<Positions> = None;
         let mut saving: Option<tokio::task::JoinHandle<anyhow::Result<Time>>> = None;
+        let mut last_checkpoint = Instant::now();
+        let checkpoint_age = (leader && mongo.is_some()).then(|| gauge!(catalog::CHECKPOINT_AGE));
         loop {
             worker.step_or_park(Some(Duration::from_millis(10)));
+            health.beat(index);
+            if stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+                health.stopping();
+            }
             if let Some(failure) = deliveries.failure() {
                 return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
             }
@@ -316,11 +330,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 if saving.as_ref().is_some_and(|task| task.is_finished()) {
                     let task = saving.take().expect("finished");
                     match mongo.runtime.block_on(task) {
-                        Ok(Ok(time)) => tracing::debug!(time, "checkpoint written"),
+                        Ok(Ok(time)) => {
+                            tracing::info!(time, "checkpoint written");
+                            counter!(catalog::CHECKPOINTS).increment(1);
+                            last_checkpoint = Instant::now();
+                        }
                         Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "cannot write a checkpoint; the next one will be tried"),
                         Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
                     }
                     checkpoint_in_flight.set(false);
+                }
+                if let Some(gauge) = &checkpoint_age {
+                    gauge.set(last_checkpoint.elapsed());
                 }
             }
             if let Some(global) = global {
@@ -336,6 +357,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 break;
             }
         }
+        health.stopping();
         flush(&producer, Duration::from_secs(30)).map_err(|e| e.to_string())?;
         if let Some(mongo) = &mongo {
             // Everything is acknowledged: the newest complete checkpoint can be written.
@@ -345,8 +367,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             if let Some(checkpoint) = complete_checkpoint.borrow_mut().take() {
                 let mut store = store.blocking_lock();
                 let store = store.as_mut().expect("a store with --mongo");
-                if let Err(error) = mongo.runtime.block_on(store.save(&checkpoint)) {
-                    tracing::warn!(error = format!("{error:#}"), "cannot write the last checkpoint");
+                match mongo.runtime.block_on(store.save(&checkpoint)) {
+                    Ok(()) => {
+                        tracing::info!(time = checkpoint.time, "last checkpoint written");
+                        counter!(catalog::CHECKPOINTS).increment(1);
+                    }
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot write the last checkpoint"),
                 }
             }
         }

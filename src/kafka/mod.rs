@@ -8,7 +8,10 @@
 //! - `discovery.rs`: a thread per process that lists the partitions of the sensor topics and
 //!   notices new ones; which worker owns which partition.
 //! - `source.rs`: the timely source: each worker reads the partitions it owns, judges lateness
-//!   per partition, and holds its capability where its partitions can still produce.
+//!   per partition, and holds its capability where its partitions can still produce; it emits
+//!   checkpoint positions and marks.
+//! - `partition.rs`: one partition as the source reads it: phase, watermark, stamping, end
+//!   detection, and its metrics.
 //! - `coordination.rs`: a small side dataflow through which workers tell each other how far
 //!   they are (capabilities and acknowledged output), so idle workers do not hold back progress
 //!   and offsets are committed only behind acknowledged output.
@@ -20,6 +23,7 @@ pub mod config;
 pub mod coordination;
 pub mod discovery;
 pub mod offsets;
+pub mod partition;
 pub mod sink;
 pub mod source;
 pub mod topics;

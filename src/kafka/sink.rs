@@ -12,7 +12,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use metrics::{counter, histogram, Counter, Histogram};
 
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -28,22 +30,33 @@ use timely::dataflow::Stream;
 use super::config::KafkaArgs;
 use crate::sinks::changes::ChangeLine;
 use crate::sources::rejected::{RejectKind, Rejected};
+use crate::telemetry::catalog;
 
-/// Messages produced and not yet acknowledged, per dataflow time, and the first failure.
-#[derive(Default)]
+/// Messages produced and not yet acknowledged, per dataflow time (with when its first message
+/// was sent), and the first failure.
 pub struct Deliveries {
-    outstanding: Mutex<BTreeMap<Time, u64>>,
+    outstanding: Mutex<BTreeMap<Time, (u64, Instant)>>,
     failure: Mutex<Option<String>>,
+    /// From a time's first message to its last acknowledgement.
+    batch_seconds: Histogram,
 }
 
 impl Deliveries {
+    fn new() -> Self {
+        Deliveries {
+            outstanding: Mutex::default(),
+            failure: Mutex::default(),
+            batch_seconds: histogram!(catalog::SINK_BATCH_SECONDS, "sink" => catalog::SINK_ALPHA),
+        }
+    }
+
     fn sent(&self, time: Time) {
-        *self
-            .outstanding
+        self.outstanding
             .lock()
             .expect("no panics holding the lock")
             .entry(time)
-            .or_default() += 1;
+            .or_insert_with(|| (0, Instant::now()))
+            .0 += 1;
     }
 
     /// The least time with a message not yet acknowledged.
@@ -90,9 +103,10 @@ impl ProducerContext for DeliveryTracker {
             .lock()
             .expect("no panics holding the lock");
         let time = time as Time;
-        if let Some(count) = outstanding.get_mut(&time) {
+        if let Some((count, first_sent)) = outstanding.get_mut(&time) {
             *count -= 1;
             if *count == 0 {
+                self.0.batch_seconds.record(first_sent.elapsed());
                 outstanding.remove(&time);
             }
         }
@@ -104,7 +118,7 @@ pub type AlphaProducer = ThreadedProducer<DeliveryTracker>;
 
 /// Creates a worker's producer: idempotent, every in-sync replica acknowledging.
 pub fn producer(kafka: &KafkaArgs) -> anyhow::Result<(AlphaProducer, Arc<Deliveries>)> {
-    let deliveries = Arc::new(Deliveries::default());
+    let deliveries = Arc::new(Deliveries::new());
     let producer = kafka
         .client_config(&[
             ("enable.idempotence", "true"),
@@ -125,6 +139,8 @@ pub struct SinkState {
     pub changes: u64,
     /// Messages produced to the dead-letter topic.
     pub dead_letters: u64,
+    /// Changes produced, by collection.
+    changes_out: BTreeMap<String, Counter>,
 }
 
 impl SinkState {
@@ -137,6 +153,36 @@ impl SinkState {
             (None, Some(outstanding)) => Some(outstanding),
             (Some(frontier), Some(outstanding)) => Some(frontier.min(outstanding)),
         }
+    }
+}
+
+impl SinkState {
+    /// The state of a sink whose input starts at `start`.
+    pub fn starting_at(start: Time) -> Self {
+        SinkState {
+            frontier: Some(start),
+            ..SinkState::default()
+        }
+    }
+
+    /// Counts a change of the collection its message key names.
+    fn count_change(&mut self, key: &str) {
+        // The key is `["<collection>", …]`: collection names need no JSON escaping.
+        let collection = key
+            .strip_prefix("[\"")
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("unknown");
+        if let Some(counter) = self.changes_out.get(collection) {
+            counter.increment(1);
+            return;
+        }
+        let counter = counter!(
+            catalog::CHANGES_OUT,
+            "collection" => collection.to_string(),
+            "sink" => catalog::SINK_ALPHA
+        );
+        counter.increment(1);
+        self.changes_out.insert(collection.to_string(), counter);
     }
 }
 
@@ -186,6 +232,7 @@ pub fn kafka_sink<'s>(
                                         .payload(change.line.as_bytes());
                                 send(&producer, &deliveries, time, record);
                                 state.changes += 1;
+                                state.count_change(&change.key);
                             }
                             Outgoing::Rejected(rejected) => {
                                 let Some(origin) = &rejected.origin else {

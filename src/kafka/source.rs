@@ -40,15 +40,18 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::config::{QuietEof, SourceConsumer};
+use super::config::SourceConsumer;
 use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
+use super::partition::{note_backlog, resumed_phase, PartitionMetrics, PartitionReader, Phase};
 use crate::recovery::checkpoint::{PartitionPosition, Resume};
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::sources::replay::ReadingStream;
 use crate::sources::validity::ValidRanges;
+use crate::telemetry::catalog::{self, DeadLetterReason};
+use metrics::{counter, gauge};
 
 /// How often the source wakes without data: to notice new partitions, stop requests, and the
 /// progress of other workers.
@@ -139,123 +142,6 @@ pub struct SourceState {
     pub counts: SourceCounts,
 }
 
-/// Whether a partition is being read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Assigned, not heard from yet: it may hold anything, so it holds the capability.
-    Unknown,
-    /// Delivering.
-    Active,
-    /// Caught up with the end of the partition.
-    CaughtUp,
-}
-
-struct PartitionReader {
-    partition: Partition,
-    queue: rdkafka::consumer::base_consumer::PartitionQueue<QuietEof>,
-    watermark: StreamWatermark,
-    phase: Phase,
-    /// Whether its backlog exceeds the catch-up lag.
-    catching_up: bool,
-    /// Whether its watermark catches up with the capability at the next message: for a new
-    /// partition and one that was caught up, not for one resumed from a checkpoint (its
-    /// watermark is where it was).
-    needs_catch_up: bool,
-    /// The time of the last message's effects. Every effect of one message is at one time, and
-    /// these times never decrease along a partition: so a position splits the partition into
-    /// messages whose effects are before a time and messages whose effects are not.
-    last_effect: Time,
-    /// The position after the last message, at `last_effect`, not yet reported.
-    unreported: Option<(Time, PartitionPosition)>,
-    /// The offset after the last message read (or where a resumed partition starts).
-    next_offset: Option<i64>,
-    /// When a resumed partition not heard from yet last asked the broker for its end.
-    end_asked: Option<Instant>,
-}
-
-impl PartitionReader {
-    /// The stamp of a reading admitted now, given the fine `stamp` the watermark chose.
-    fn stamp(&self, stamp: Time, capability: Time, catch_up_tick_ms: i64) -> Time {
-        if !self.catching_up {
-            return stamp;
-        }
-        let newest = self.watermark.newest().unwrap_or(0).max(0);
-        let coarse = (newest - newest.rem_euclid(catch_up_tick_ms)) as Time;
-        coarse.max(capability)
-    }
-
-    /// The least stamp this partition can still produce (the capability may be above it).
-    fn lower_bound(&self, horizon: &Horizon, catch_up_tick_ms: i64) -> Time {
-        let bound = self.watermark.lower_bound(None, horizon);
-        if self.catching_up {
-            bound - bound % catch_up_tick_ms as Time
-        } else {
-            bound
-        }
-    }
-
-    /// The end of the partition as last fetched, from librdkafka's cache (no broker request).
-    fn fetched_end(&self, client: *mut rdkafka::bindings::rd_kafka_t) -> Option<i64> {
-        let topic = std::ffi::CString::new(self.partition.topic.as_str()).ok()?;
-        let (mut low, mut high) = (0i64, 0i64);
-        // SAFETY: `client` is the live consumer's handle; the call only reads librdkafka's cached
-        // offsets into the two integers.
-        let error = unsafe {
-            rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                client,
-                topic.as_ptr(),
-                self.partition.partition,
-                &mut low,
-                &mut high,
-            )
-        };
-        (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-            .then_some(high)
-    }
-}
-
-/// The phase of a partition resumed at `next`: caught up if it ends there (brokers need not send
-/// an end-of-partition event to a consumer that starts at the end). Asks the broker once, when
-/// the partition is assigned.
-fn resumed_phase(consumer: &SourceConsumer, partition: &Partition, next: i64) -> Phase {
-    match consumer.fetch_watermarks(
-        &partition.topic,
-        partition.partition,
-        Duration::from_secs(2),
-    ) {
-        Ok((_, end)) if next >= end => {
-            tracing::debug!(%partition, next, end, "resumed at the end");
-            Phase::CaughtUp
-        }
-        Ok((_, end)) => {
-            tracing::debug!(%partition, next, end, "resumed behind the end");
-            Phase::Unknown
-        }
-        Err(error) => {
-            // Asked again in a second; the partition holds time back meanwhile, as unread ones do.
-            tracing::debug!(%partition, %error, "cannot read the end of a resumed partition");
-            Phase::Unknown
-        }
-    }
-}
-
-/// Notes in `catching_up` whether the message at `offset` of `partition` is part of a backlog,
-/// given the partition's fetched `end`.
-fn note_backlog(
-    catching_up: &mut bool,
-    partition: &Partition,
-    offset: i64,
-    end: Option<i64>,
-    catch_up_lag: i64,
-) {
-    let Some(end) = end else { return };
-    let now = end - (offset + 1) > catch_up_lag;
-    if now != *catching_up {
-        tracing::debug!(%partition, backlog = end - offset - 1, catching_up = now, "backlog");
-    }
-    *catching_up = now;
-}
-
 /// The Kafka source of this worker: reading updates, and rejected messages. `progress` is probed
 /// at the end of the dataflow, for flow control.
 pub fn kafka_source<'s>(
@@ -312,6 +198,8 @@ pub fn kafka_source<'s>(
         let mut parsed: Vec<Reading> = Vec::new();
         let context = StreamContext::default();
         let mut sent_up_to: Time = 0;
+        let late_readings = counter!(catalog::LATE_READINGS, "reason" => catalog::BEYOND_LATENESS);
+        let frontier_lag = gauge!(catalog::FRONTIER_LAG, "worker" => index.to_string());
 
         move |_frontiers| {
             let Some((for_readings, for_rejected, for_positions, for_marks)) =
@@ -375,7 +263,7 @@ pub fn kafka_source<'s>(
                             unreported: None,
                             next_offset: resumed.map(|position| position.next),
                             end_asked: resumed.map(|_| Instant::now()),
-
+                            metrics: PartitionMetrics::new(partition),
                         });
                     }
                     listed = known.listed;
@@ -489,6 +377,7 @@ pub fn kafka_source<'s>(
                         reader.next_offset = Some(message.offset() + 1);
                         reader.phase = Phase::Active;
                         state.counts.messages += 1;
+                        reader.metrics.messages.increment(1);
                         state.offsets.consumed(&reader.partition, message.offset() + 1);
                         note_backlog(
                             &mut reader.catching_up,
@@ -514,14 +403,23 @@ pub fn kafka_source<'s>(
                         let source = || format!("{}/{}", reader.partition, message.offset());
                         parsed.clear();
                         let outcome = match std::str::from_utf8(payload) {
-                            Err(_) => Err("not UTF-8".to_string()),
-                            Ok(text) if text.trim().is_empty() => Err("empty message".to_string()),
+                            Err(_) => Err((DeadLetterReason::NotUtf8, "not UTF-8".to_string())),
+                            Ok(text) if text.trim().is_empty() => {
+                                Err((DeadLetterReason::Empty, "empty message".to_string()))
+                            }
                             Ok(text) => parse_line(Format::Json, &context, text, &mut parsed)
-                                .and_then(|()| parsed.iter().try_for_each(|r| options.valid.check(r))),
+                                .map_err(|reason| (DeadLetterReason::Malformed, reason))
+                                .and_then(|()| {
+                                    parsed
+                                        .iter()
+                                        .try_for_each(|r| options.valid.check(r))
+                                        .map_err(|reason| (DeadLetterReason::Implausible, reason))
+                                }),
                         };
                         // Every effect of the message at one time (see `last_effect`).
-                        let effect = if let Err(reason) = outcome {
+                        let effect = if let Err((cause, reason)) = outcome {
                             state.counts.dead_letters += 1;
+                            counter!(catalog::DEAD_LETTERS, "reason" => cause.label()).increment(1);
                             let effect = reader.last_effect.max(capability);
                             rejections.push((
                                 Rejected {
@@ -548,10 +446,12 @@ pub fn kafka_source<'s>(
                                                 .max(reader.last_effect)
                                         });
                                         state.counts.readings += 1;
+                                        reader.metrics.readings.increment(1);
                                         buffer.push((reading, stamp, 1));
                                     }
                                     Admission::Late { newest } => {
                                         state.counts.late += 1;
+                                        late_readings.increment(1);
                                         late.push(Rejected {
                                             kind: RejectKind::Late,
                                             source: source(),
@@ -587,6 +487,9 @@ pub fn kafka_source<'s>(
                                 reported.push((previous, time));
                             }
                         }
+                    }
+                    if let Some((end, next)) = end.zip(reader.next_offset) {
+                        reader.metrics.lag.set((end - next).max(0) as f64);
                     }
                     if handled >= options.batch {
                         next_reader = (next_reader + step + 1) % count;
@@ -672,6 +575,13 @@ pub fn kafka_source<'s>(
                 }
             }
             state.capability = Some(*for_readings.time());
+            let newest = readers.iter().filter_map(|r| r.watermark.newest()).max();
+            if let (Some(newest), Some(frontier)) =
+                (newest, progress.with_frontier(|f| f.first().copied()))
+            {
+                let behind_ms = (newest.max(0) as Time).saturating_sub(frontier);
+                frontier_lag.set(behind_ms as f64 / 1000.0);
+            }
             if more || behind {
                 activator.activate();
             }

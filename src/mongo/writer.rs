@@ -11,14 +11,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use metrics::{counter, histogram};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Database;
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::Receiver;
 
 use super::documents::{Item, Target};
+use crate::telemetry::catalog;
 
 /// Statements per command; far below the 16 MiB limit for documents of our size.
 pub const STATEMENTS: usize = 2_000;
@@ -114,13 +116,20 @@ pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress:
                     None => deletes.push(Bson::Document(doc! { "q": { "_id": id }, "limit": 1 })),
                 }
             }
+            let written = counter!(
+                catalog::CHANGES_OUT,
+                "collection" => target.name(),
+                "sink" => catalog::SINK_MONGODB
+            );
             for chunk in upserts.chunks(STATEMENTS) {
                 let command = doc! { "update": target.name(), "updates": chunk, "ordered": false };
                 run(&db, command, chunk.len(), progress).await;
+                written.increment(chunk.len() as u64);
             }
             for chunk in deletes.chunks(STATEMENTS) {
                 let command = doc! { "delete": target.name(), "deletes": chunk, "ordered": false };
                 run(&db, command, chunk.len(), progress).await;
+                written.increment(chunk.len() as u64);
             }
         }
         progress.written.store(last, Ordering::Release);
@@ -131,6 +140,7 @@ pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress:
 async fn run(db: &Database, command: Document, statements: usize, progress: &WriterProgress) {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 1;
+    let first_sent = Instant::now();
     loop {
         progress.round_trips.fetch_add(1, Ordering::Relaxed);
         match db.run_command(command.clone()).await {
@@ -145,6 +155,8 @@ async fn run(db: &Database, command: Document, statements: usize, progress: &Wri
                 progress
                     .documents
                     .fetch_add(statements as u64, Ordering::Relaxed);
+                histogram!(catalog::SINK_BATCH_SECONDS, "sink" => catalog::SINK_MONGODB)
+                    .record(first_sent.elapsed());
                 if attempt > 1 {
                     tracing::info!(attempt, "MongoDB writes go through again");
                 }

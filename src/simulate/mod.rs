@@ -60,11 +60,7 @@ pub fn command(args: SimulateArgs) -> anyhow::Result<()> {
     };
     if let Some(topic) = &args.topic {
         let kafka = crate::kafka::config::KafkaArgs {
-            brokers: args
-                .brokers
-                .clone()
-                .or_else(|| std::env::var("KAFKA_BROKERS").ok())
-                .unwrap_or_else(|| "localhost:9092".to_string()),
+            brokers: args.brokers.clone(),
             properties: args.properties.clone(),
         };
         let target = live::LiveTarget {
