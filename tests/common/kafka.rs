@@ -166,3 +166,32 @@ pub fn publish(input: &std::path::Path, topic: &str, partitions: &str) {
         &brokers(),
     ]);
 }
+
+/// Creates `topic` with `partitions` and produces `messages` (key, payload) to it, in order,
+/// each to partition `key`'s hash picks (librdkafka's default), exactly as given: the bytes need
+/// not be text.
+pub fn produce(topic: &str, partitions: i32, messages: &[(&str, &[u8])]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let created = futures_executor::block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for (key, payload) in messages {
+        producer
+            .send(BaseRecord::to(topic).key(*key).payload(*payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
