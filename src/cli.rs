@@ -54,7 +54,7 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Simulate(SimulateArgs),
     /// The streaming job: sensor topics in, every change out on the alpha topic.
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, after_long_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Publish recorded readings (every format replay reads, merged in event-time order) to a
     /// Kafka topic, keyed by room.
@@ -62,8 +62,21 @@ pub enum Command {
     Publish(PublishArgs),
 }
 
+const RUN_EXAMPLES: &str = "\
+Every flag can also be set through the environment variable shown with it.
+
+Examples:
+  roomflow run --topics sensors
+  roomflow run --topics sensors --mongo mongodb://localhost:27017 --metrics 0.0.0.0:9898
+  roomflow run --topic-pattern '^sensors\\.' -w 4 --log-format json
+  roomflow run --topics sensors -n 2 -p 0 -h hosts.txt   (and -p 1 on the second machine)
+
+Stop with Ctrl-C or SIGTERM: the job finishes the current tick, writes a last checkpoint
+(with --mongo), commits its offsets and exits. With --mongo it resumes from its checkpoint.";
+
 /// timely's worker layout.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Workers and processes (timely)")]
 pub struct WorkerArgs {
     /// Worker threads per process.
     #[arg(

@@ -32,6 +32,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where Kafka is and how to talk to it.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
     #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]

@@ -17,6 +17,7 @@ const REACHABLE_WITHIN: Duration = Duration::from_secs(10);
 
 /// MongoDB options shared by `run` and `replay`.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "MongoDB")]
 pub struct MongoArgs {
     /// MongoDB connection string (e.g. mongodb://localhost:27017). With it, every collection is
     /// kept in MongoDB, one document per key, and `run` checkpoints there and resumes from it.
