@@ -9,7 +9,8 @@
 #    produce time to its temperature delta being produced to alpha: p50, p99, max (the first
 #    10 s are warm-up and left out).
 #
-# BENCH_ONLY=throughput or BENCH_ONLY=latency runs one part.
+# BENCH_ONLY=throughput or BENCH_ONLY=latency runs one part; BENCH_WORKERS (default "1 2") the
+# worker counts of the throughput part, BENCH_BARE=0 skips its bare consumer.
 # Extra arguments go to every `roomflow run` (e.g. --tick 1s). Work files in BENCH_DIR
 # (default target/bench-kafka).
 #
@@ -60,11 +61,13 @@ publish() {
   "$BIN" publish "$INPUT" --topic "$TOPIC" --partitions 4 --progress never
 }
 
-publish
-target/release/examples/bare_consumer "$BROKERS" "$TOPIC"
+if [[ "${BENCH_BARE:-1}" != 0 ]]; then
+  publish
+  target/release/examples/bare_consumer "$BROKERS" "$TOPIC"
+fi
 
 IDLE=1
-for workers in 1 2; do
+for workers in ${BENCH_WORKERS:-1 2}; do
   publish
   start=$(now_ms)
   "$BIN" run --topics "$TOPIC" --alpha-topic "bench-alpha-$RUN_ID-w$workers" \
