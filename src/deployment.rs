@@ -36,19 +36,33 @@ fn dot_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Compose's interpolation: `${VAR:-default}` and `${VAR}` from `.env`, `$$` for a dollar.
+/// Variables the program reads that are not flags.
+const NOT_FLAGS: &[&str] = &["ROOMFLOW_LOG", "RUST_BACKTRACE", "RUST_LOG"];
+
+/// Compose's interpolation: `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$VAR` from
+/// `.env`, `$$` for a dollar. Any other `$` is an error, as compose makes it one.
 fn interpolate(text: &str, env: &BTreeMap<String, String>) -> String {
-    let pattern = regex::Regex::new(r"\$\$|\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}").unwrap();
+    let pattern = regex::Regex::new(
+        r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$",
+    )
+    .unwrap();
     pattern
         .replace_all(text, |captures: &regex::Captures| {
             if &captures[0] == "$$" {
                 return "$".to_string();
             }
-            let name = &captures[1];
-            match (env.get(name), captures.get(2)) {
+            let Some(name) = captures.get(1).or(captures.get(3)) else {
+                let at = captures.get(0).unwrap().start();
+                let context: String = text[at..].chars().take(10).collect();
+                panic!("invalid interpolation `{context}`: write $$ for a literal dollar");
+            };
+            match (env.get(name.as_str()), captures.get(2)) {
                 (Some(value), _) => value.clone(),
                 (None, Some(default)) => default.as_str().to_string(),
-                (None, None) => panic!("${{{name}}} has neither a value in .env nor a default"),
+                (None, None) => panic!(
+                    "${{{}}} has neither a value in .env nor a default",
+                    name.as_str()
+                ),
             }
         })
         .into_owned()
@@ -161,6 +175,9 @@ fn command_line(service: &Service) -> Vec<String> {
         .chain(subcommand.get_arguments())
         .collect();
     for (variable, value) in &service.environment {
+        if NOT_FLAGS.contains(&variable.as_str()) {
+            continue;
+        }
         let arg = arguments
             .iter()
             .find(|arg| arg.get_env().is_some_and(|env| env == variable.as_str()))
@@ -176,8 +193,13 @@ fn command_line(service: &Service) -> Vec<String> {
             (None, None) => panic!("{variable} belongs to a positional argument"),
         };
         if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
-            if value == "true" {
-                line.push(flag);
+            match value.as_str() {
+                "true" => line.push(flag),
+                "false" => {}
+                other => panic!(
+                    "{}: {variable} is `{other}`: write true or false",
+                    service.name
+                ),
             }
         } else {
             line.push(flag);
@@ -313,6 +335,11 @@ fn every_dependency_can_be_met() {
         let Some(depends) = service.field("depends_on") else {
             continue;
         };
+        assert!(
+            matches!(depends, Yaml::Hash(_)),
+            "{}: depends_on names conditions (a list starts services without waiting)",
+            service.name
+        );
         for (target, condition) in mapping(depends) {
             let target_service = by_name
                 .get(target.as_str())
@@ -416,12 +443,33 @@ fn the_dockerfile_builds_with_a_new_enough_rust_and_copies_what_exists() {
         }
     }
     assert!(dockerfile.contains("ENTRYPOINT [\"roomflow\"]"));
-    let ignored = read(".dockerignore");
-    for needed in ["src", "dataflows", "Cargo.lock", "samples"] {
-        assert!(
-            !ignored.lines().any(|line| line.trim() == needed),
-            ".dockerignore leaves out {needed}"
-        );
+    // Every path the Dockerfile copies must get through .dockerignore (patterns as globs).
+    let ignored: Vec<regex::Regex> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|pattern| {
+            let pattern = pattern.trim_matches('/');
+            let glob = regex::escape(pattern).replace(r"\*", "[^/]*");
+            regex::Regex::new(&format!("^{glob}(/.*)?$")).unwrap()
+        })
+        .collect();
+    for line in dockerfile.lines() {
+        let Some(copy) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        if copy.starts_with("--from") {
+            continue;
+        }
+        let mut paths: Vec<&str> = copy.split_whitespace().collect();
+        paths.pop();
+        for path in paths {
+            let path = path.trim_matches('/');
+            assert!(
+                !ignored.iter().any(|pattern| pattern.is_match(path)),
+                ".dockerignore leaves out `{path}`, which the Dockerfile copies"
+            );
+        }
     }
 }
 
@@ -480,7 +528,11 @@ fn the_cluster_profile_names_its_processes_in_the_hostfile() {
 fn interpolation_follows_compose() {
     let env = BTreeMap::from([("ROOMS".to_string(), "7".to_string())]);
     assert_eq!(
-        interpolate("${ROOMS:-50} ${RATE:-200} $$1", &env),
-        "7 200 $1"
+        interpolate("${ROOMS:-50} ${RATE:-200} ${RATE-9} $ROOMS $$1", &env),
+        "7 200 9 7 $1"
     );
+    // A shell variable written for the container, not escaped for compose.
+    let panic = std::panic::catch_unwind(|| interpolate("create \"$1\"", &env)).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("invalid interpolation"), "{message}");
 }

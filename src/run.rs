@@ -294,6 +294,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             if stop_w.load(std::sync::atomic::Ordering::Relaxed) {
                 health.stopping();
             }
+            if let Some(gauge) = &checkpoint_age {
+                gauge.set(last_checkpoint.elapsed());
+            }
             if let Some(failure) = deliveries.failure() {
                 return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
             }
@@ -339,9 +342,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
                     }
                     checkpoint_in_flight.set(false);
-                }
-                if let Some(gauge) = &checkpoint_age {
-                    gauge.set(last_checkpoint.elapsed());
                 }
             }
             if let Some(global) = global {

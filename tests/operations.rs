@@ -198,12 +198,22 @@ fn metrics_count_what_the_job_did_and_logs_are_json_lines() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    for series in [
-        "roomflow_frontier_lag_seconds{worker=\"0\"}",
-        "roomflow_checkpoint_age_seconds",
-    ] {
-        assert!(metrics.contains_key(series), "{series} missing");
-    }
+    // Caught up and idle: the frontier trails the newest event time by at most the open tick
+    // (100 ms); a checkpoint is at most as old as the job.
+    let text = get(&address, "/metrics").unwrap().1;
+    let now = samples(&text);
+    let frontier_lags: Vec<f64> = now
+        .iter()
+        .filter(|(series, _)| series.starts_with("roomflow_frontier_lag_seconds{worker="))
+        .map(|(_, value)| *value)
+        .collect();
+    assert!(!frontier_lags.is_empty(), "no frontier lag:\n{text}");
+    assert!(
+        frontier_lags.iter().all(|lag| (0.0..=0.1).contains(lag)),
+        "{frontier_lags:?}"
+    );
+    let age = now["roomflow_checkpoint_age_seconds"];
+    assert!((0.0..120.0).contains(&age), "checkpoint age {age}");
 
     // Changes: what the metric counts is what reached the alpha topic, collection by
     // collection. The newest tick stays open while the job runs, so both grow until it stops;

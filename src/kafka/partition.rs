@@ -56,8 +56,10 @@ pub struct PartitionMetrics {
     pub messages: Counter,
     /// Readings of its topic applied.
     pub readings: Counter,
-    /// Messages between its read position and its end.
-    pub lag: Gauge,
+    /// Messages between its read position and its end: registered at the first figure, so a
+    /// partition not read yet shows no lag rather than a false 0.
+    lag: Option<Gauge>,
+    partition: Partition,
 }
 
 impl PartitionMetrics {
@@ -66,13 +68,25 @@ impl PartitionMetrics {
         let topic = partition.topic.clone();
         PartitionMetrics {
             messages: counter!(catalog::MESSAGES_IN, "topic" => topic.clone()),
-            readings: counter!(catalog::READINGS_IN, "topic" => topic.clone()),
-            lag: gauge!(
-                catalog::CONSUMER_LAG,
-                "topic" => topic,
-                "partition" => partition.partition.to_string()
-            ),
+            readings: counter!(catalog::READINGS_IN, "topic" => topic),
+            lag: None,
+            partition: partition.clone(),
         }
+    }
+
+    /// Records the partition's lag: `end` (the fetched high watermark) less `next` (the offset
+    /// to read next).
+    pub fn set_lag(&mut self, end: i64, next: i64) {
+        let partition = &self.partition;
+        self.lag
+            .get_or_insert_with(|| {
+                gauge!(
+                    catalog::CONSUMER_LAG,
+                    "topic" => partition.topic.clone(),
+                    "partition" => partition.partition.to_string()
+                )
+            })
+            .set((end - next).max(0) as f64);
     }
 }
 

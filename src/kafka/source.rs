@@ -199,7 +199,8 @@ pub fn kafka_source<'s>(
         let context = StreamContext::default();
         let mut sent_up_to: Time = 0;
         let late_readings = counter!(catalog::LATE_READINGS, "reason" => catalog::BEYOND_LATENESS);
-        let frontier_lag = gauge!(catalog::FRONTIER_LAG, "worker" => index.to_string());
+        // Registered at the first figure: a worker that has read nothing has no lag to show.
+        let mut frontier_lag: Option<metrics::Gauge> = None;
 
         move |_frontiers| {
             let Some((for_readings, for_rejected, for_positions, for_marks)) =
@@ -488,9 +489,6 @@ pub fn kafka_source<'s>(
                             }
                         }
                     }
-                    if let Some((end, next)) = end.zip(reader.next_offset) {
-                        reader.metrics.lag.set((end - next).max(0) as f64);
-                    }
                     if handled >= options.batch {
                         next_reader = (next_reader + step + 1) % count;
                         more = true;
@@ -575,12 +573,28 @@ pub fn kafka_source<'s>(
                 }
             }
             state.capability = Some(*for_readings.time());
+            // Metrics, also while waiting for output (when they matter most).
+            let client = consumer.client().native_ptr();
+            for reader in readers.iter_mut() {
+                match (reader.fetched_end(client), reader.next_offset) {
+                    (Some(end), Some(next)) => reader.metrics.set_lag(end, next),
+                    // Read to its end without a message: empty from where it started.
+                    (Some(end), None) if reader.phase == Phase::CaughtUp => {
+                        reader.metrics.set_lag(end, end)
+                    }
+                    _ => {}
+                }
+            }
             let newest = readers.iter().filter_map(|r| r.watermark.newest()).max();
             if let (Some(newest), Some(frontier)) =
                 (newest, progress.with_frontier(|f| f.first().copied()))
             {
                 let behind_ms = (newest.max(0) as Time).saturating_sub(frontier);
-                frontier_lag.set(behind_ms as f64 / 1000.0);
+                frontier_lag
+                    .get_or_insert_with(|| {
+                        gauge!(catalog::FRONTIER_LAG, "worker" => index.to_string())
+                    })
+                    .set(behind_ms as f64 / 1000.0);
             }
             if more || behind {
                 activator.activate();

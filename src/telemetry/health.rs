@@ -1,8 +1,11 @@
 //! Liveness and readiness of this process, as its worker loops report them.
 //!
-//! - *Live*: every worker that has started stepped within [`STALL_LIMIT`]. A worker blocked
-//!   that long (deadlocked, or stuck behind a sink that accepts nothing) is not live, and an
-//!   orchestrator may restart the process: it resumes from its last checkpoint.
+//! - *Live*: every worker that has started stepped within [`STALL_LIMIT`], and every worker
+//!   started within [`START_LIMIT`]. A worker blocked that long (deadlocked, or stuck behind a
+//!   sink that accepts nothing), or one that failed before it ran, makes the process not live,
+//!   and an orchestrator may restart it: it resumes from its last checkpoint. A process shutting
+//!   down stays live: its last flushes and checkpoint need not step the workers, and the
+//!   orchestrator's grace period bounds them.
 //! - *Ready*: every worker of this process has built its dataflow, is live, and the job is not
 //!   shutting down.
 
@@ -11,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// How long a worker may go without stepping and still count as live.
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long after start every worker must be running.
+pub const START_LIMIT: Duration = Duration::from_secs(120);
 
 /// Never stepped.
 const NOT_STARTED: u64 = u64::MAX;
@@ -72,15 +78,20 @@ impl Health {
         });
         let waiting = beats.iter().filter(|&&beat| beat == NOT_STARTED).count();
         let stopping = self.stopping.load(Ordering::Relaxed);
-        let live = stalled.is_none();
+        let late_start = waiting > 0 && now > START_LIMIT.as_millis() as u64;
+        let live = stopping || (stalled.is_none() && !late_start);
         let ready = live && waiting == 0 && !stopping;
         let detail = match (stalled, waiting, stopping) {
-            (Some(worker), _, _) => format!(
+            (_, _, true) => "shutting down".to_string(),
+            (Some(worker), _, false) => format!(
                 "worker {worker} has not stepped for more than {}s",
                 STALL_LIMIT.as_secs()
             ),
-            (None, _, true) => "shutting down".to_string(),
             (None, 0, false) => "running".to_string(),
+            (None, waiting, false) if late_start => format!(
+                "{waiting} worker(s) not running {}s after start",
+                START_LIMIT.as_secs()
+            ),
             (None, waiting, false) => format!("starting: {waiting} worker(s) not running yet"),
         };
         Status {
@@ -117,14 +128,31 @@ mod tests {
         let stalled = at(62);
         assert_eq!((stalled.live, stalled.ready), (false, false));
         assert_eq!(stalled.detail, "worker 1 has not stepped for more than 60s");
-        health.heartbeats[1].store(70_000, Ordering::Relaxed);
+        // Shutting down: live however long the last flushes take, never ready.
         health.stopping();
         assert_eq!(
-            at(71),
+            at(500),
             Status {
                 live: true,
                 ready: false,
                 detail: "shutting down".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_worker_that_never_runs_is_not_live_after_the_start_limit() {
+        let health = Health::new(2);
+        health.heartbeats[0].store(1_000, Ordering::Relaxed);
+        health.heartbeats[0].store(119_000, Ordering::Relaxed);
+        let at = |seconds| health.status_at(Duration::from_secs(seconds));
+        assert_eq!((at(119).live, at(119).ready), (true, false));
+        assert_eq!(
+            at(121),
+            Status {
+                live: false,
+                ready: false,
+                detail: "1 worker(s) not running 120s after start".into()
             }
         );
     }
