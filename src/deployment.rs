@@ -426,21 +426,21 @@ fn the_dockerfile_builds_with_a_new_enough_rust_and_copies_what_exists() {
         version(builder_version) >= version(required),
         "the build image has Rust {builder_version}, the crate needs {required}"
     );
-    for line in dockerfile.lines() {
-        let Some(copy) = line.strip_prefix("COPY ") else {
-            continue;
-        };
-        if copy.starts_with("--from") {
-            continue;
-        }
-        let mut paths: Vec<&str> = copy.split_whitespace().collect();
-        paths.pop();
-        for path in paths {
-            assert!(
-                Path::new(&repository().join(path)).exists(),
-                "the Dockerfile copies `{path}`, which does not exist"
-            );
-        }
+    // The sources of every COPY from the build context (the last word is the destination).
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .filter(|copy| !copy.starts_with("--from"))
+        .flat_map(|copy| {
+            let words: Vec<&str> = copy.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    for path in &copied {
+        assert!(
+            Path::new(&repository().join(path)).exists(),
+            "the Dockerfile copies `{path}`, which does not exist"
+        );
     }
     assert!(dockerfile.contains("ENTRYPOINT [\"roomflow\"]"));
     // Every path the Dockerfile copies must get through .dockerignore (patterns as globs).
@@ -454,22 +454,12 @@ fn the_dockerfile_builds_with_a_new_enough_rust_and_copies_what_exists() {
             regex::Regex::new(&format!("^{glob}(/.*)?$")).unwrap()
         })
         .collect();
-    for line in dockerfile.lines() {
-        let Some(copy) = line.strip_prefix("COPY ") else {
-            continue;
-        };
-        if copy.starts_with("--from") {
-            continue;
-        }
-        let mut paths: Vec<&str> = copy.split_whitespace().collect();
-        paths.pop();
-        for path in paths {
-            let path = path.trim_matches('/');
-            assert!(
-                !ignored.iter().any(|pattern| pattern.is_match(path)),
-                ".dockerignore leaves out `{path}`, which the Dockerfile copies"
-            );
-        }
+    for path in &copied {
+        let path = path.trim_matches('/');
+        assert!(
+            !ignored.iter().any(|pattern| pattern.is_match(path)),
+            ".dockerignore leaves out `{path}`, which the Dockerfile copies"
+        );
     }
 }
 

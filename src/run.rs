@@ -191,8 +191,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // Every worker builds its dataflows in the same order: the side dataflow first.
         let mut coordination = Coordination::new(worker);
         let view = coordination.view();
+        let end_probe = kafka
+            .client_config(&[])
+            .create()
+            .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
         let source_state = Rc::new(RefCell::new(SourceState {
             consumer: consumer.clone(),
+            end_probe: Arc::new(end_probe),
             offsets: Default::default(),
             capability: Some(resume.time),
             counts: SourceCounts::default(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker, unique};
-use common::{lines, ok, simulate, two_process_hostfile};
+use common::{lines, ok, simulate, two_process_hostfile, Job};
 use serde_json::Value;
 
 /// The final state of a replay, by (collection, key), from its `--out` files.
@@ -202,16 +202,6 @@ fn after_a_clean_stop_and_more_input_a_restart_agrees_with_a_replay_of_everythin
     assert_same_state(&rebuilt, &replayed);
 }
 
-/// A job that is killed if the test fails before stopping it.
-struct Job(std::process::Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The total `count` of the room averages rebuilt from `alpha` so far.
 fn applied_so_far(alpha: &str) -> i64 {
     apply_changes(&read_topic(alpha))
@@ -271,12 +261,7 @@ fn a_worker_without_partitions_holds_nothing_back_and_sigterm_stops_cleanly() {
     }
 
     // SIGTERM: the job flushes the last tick, commits, and exits 0.
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(job.0.wait().unwrap().success());
+    assert!(job.terminate(), "the job did not stop cleanly");
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
     assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 
@@ -437,12 +422,7 @@ fn topics_that_appear_while_running_are_read() {
     ]);
     wait_for(6000 - 20);
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(job.0.wait().unwrap().success());
+    assert!(job.terminate(), "the job did not stop cleanly");
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
     assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 }

@@ -36,7 +36,11 @@ impl Job {
             } else {
                 extra
             })
-            .env("ROOMFLOW_LOG", "roomflow=info")
+            // With where resumed partitions end, for when a restart does not progress.
+            .env(
+                "ROOMFLOW_LOG",
+                "roomflow=info,roomflow::kafka::partition=debug",
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()

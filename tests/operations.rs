@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{brokers, produce, read_topic, require_broker, unique};
 use common::mongo::{documents, mongo_uri, require_mongo};
+use common::Job;
 
 /// `GET path` on `address`: the status code and the body.
 fn get(address: &str, path: &str) -> Option<(u16, String)> {
@@ -41,16 +42,6 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
 fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
-}
-
-/// A job that is killed if the test fails before it stops.
-struct Job(std::process::Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 const BASE: i64 = 1_700_000_000_000;
@@ -272,12 +263,7 @@ fn metrics_count_what_the_job_did_and_logs_are_json_lines() {
     }
 
     // SIGTERM: a clean stop, and the log is JSON lines, one per event, none per message.
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(job.0.wait().unwrap().success());
+    assert!(job.terminate(), "the job did not stop cleanly");
     let log = std::fs::read_to_string(log_path.path()).unwrap();
     let events: Vec<serde_json::Value> = log
         .lines()

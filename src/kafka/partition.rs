@@ -8,7 +8,7 @@ use metrics::{counter, gauge, Counter, Gauge};
 use rdkafka::consumer::Consumer;
 use roomflow_dataflows::{Horizon, StreamWatermark, Time};
 
-use super::config::{QuietEof, SourceConsumer};
+use super::config::QuietEof;
 use super::discovery::Partition;
 use crate::recovery::checkpoint::PartitionPosition;
 use crate::telemetry::catalog;
@@ -131,11 +131,16 @@ impl PartitionReader {
     }
 }
 
+/// A client of its own for asking where partitions end: on the consumer's connection the
+/// question would queue behind fetches the broker holds, and some brokers (the local stand-in
+/// under load) then let it time out again and again.
+pub type EndProbe = rdkafka::consumer::BaseConsumer;
+
 /// The phase of a partition resumed at `next`: caught up if it ends there (brokers need not send
-/// an end-of-partition event to a consumer that starts at the end). Asks the broker once, when
-/// the partition is assigned.
-pub(super) fn resumed_phase(consumer: &SourceConsumer, partition: &Partition, next: i64) -> Phase {
-    match consumer.fetch_watermarks(
+/// an end-of-partition event to a consumer that starts at the end). Asked when the partition is
+/// assigned, and again while it says nothing.
+pub(super) fn resumed_phase(probe: &EndProbe, partition: &Partition, next: i64) -> Phase {
+    match probe.fetch_watermarks(
         &partition.topic,
         partition.partition,
         Duration::from_secs(2),

@@ -44,7 +44,9 @@ use super::config::SourceConsumer;
 use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
-use super::partition::{note_backlog, resumed_phase, PartitionMetrics, PartitionReader, Phase};
+use super::partition::{
+    note_backlog, resumed_phase, EndProbe, PartitionMetrics, PartitionReader, Phase,
+};
 use crate::recovery::checkpoint::{PartitionPosition, Resume};
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
@@ -134,6 +136,8 @@ pub struct SourceCounts {
 pub struct SourceState {
     /// The consumer, shared so the loop can commit after the operator has finished.
     pub consumer: Arc<SourceConsumer>,
+    /// Where resumed partitions end is asked through this client.
+    pub end_probe: Arc<EndProbe>,
     /// Consumed positions waiting for their output to be acknowledged.
     pub offsets: PendingOffsets,
     /// The source's capability; `None` once it has stopped.
@@ -186,6 +190,7 @@ pub fn kafka_source<'s>(
             (Instant::now(), Some(options.resume.time));
         let mut reported: Vec<(PartitionPosition, Time)> = Vec::new();
         let consumer = state.borrow().consumer.clone();
+        let end_probe = state.borrow().end_probe.clone();
         let mut readers: Vec<PartitionReader> = Vec::new();
         let mut owned: BTreeSet<Partition> = BTreeSet::new();
         let mut seen_generation = 0;
@@ -255,7 +260,7 @@ pub fn kafka_source<'s>(
                                 resumed.and_then(|position| position.newest),
                             ),
                             phase: resumed.map_or(Phase::Unknown, |position| {
-                                resumed_phase(&consumer, partition, position.next)
+                                resumed_phase(&end_probe, partition, position.next)
                             }),
                             catching_up: false,
                             // Resumed partitions continue from their own watermark.
@@ -345,7 +350,7 @@ pub fn kafka_source<'s>(
                     {
                         reader.end_asked = Some(Instant::now());
                         if let Some(next) = reader.next_offset {
-                            reader.phase = resumed_phase(&consumer, &reader.partition, next);
+                            reader.phase = resumed_phase(&end_probe, &reader.partition, next);
                             reader.needs_catch_up = reader.phase == Phase::CaughtUp;
                         }
                     }
@@ -497,53 +502,27 @@ pub fn kafka_source<'s>(
                 }
                 sent_up_to = sent_up_to.max(capability);
 
-                if !buffer.is_empty() {
-                    // Stamps differ between partitions: send each stamp's readings together.
-                    buffer.sort_by_key(|(_, stamp, _)| *stamp);
-                    let mut readings_output = readings_output.activate();
-                    let mut updates = buffer.drain(..).peekable();
-                    while let Some(first) = updates.next() {
-                        let stamp = first.1;
-                        let at = for_readings.delayed(&stamp);
-                        let mut session = readings_output.session(&at);
-                        session.give(first);
-                        while let Some(next) = updates.next_if(|(_, s, _)| *s == stamp) {
-                            session.give(next);
-                        }
-                    }
-                }
-                if !rejections.is_empty() {
-                    rejections.sort_by_key(|(_, time)| *time);
-                    let mut rejected_output = rejected_output.activate();
-                    let mut items = rejections.drain(..).peekable();
-                    while let Some((first, time)) = items.next() {
-                        let at = for_rejected.delayed(&time);
-                        let mut session = rejected_output.session(&at);
-                        session.give(first);
-                        while let Some((next, _)) = items.next_if(|(_, t)| *t == time) {
-                            session.give(next);
-                        }
-                    }
-                }
+                // Stamps differ between partitions: one session per stamp.
+                let mut output = readings_output.activate();
+                send_by_time(&mut buffer, |(_, stamp, _)| *stamp, |stamp, run| {
+                    output.session(&for_readings.delayed(&stamp)).give_iterator(run);
+                });
+                let mut output = rejected_output.activate();
+                send_by_time(&mut rejections, |(_, time)| *time, |time, run| {
+                    let run = run.map(|(rejected, _)| rejected);
+                    output.session(&for_rejected.delayed(&time)).give_iterator(run);
+                });
                 reported.extend(
                     readers
                         .iter_mut()
                         .filter_map(|reader| reader.unreported.take())
                         .map(|(time, position)| (position, time)),
                 );
-                if !reported.is_empty() {
-                    reported.sort_by_key(|(_, time)| *time);
-                    let mut positions_output = positions_output.activate();
-                    let mut items = reported.drain(..).peekable();
-                    while let Some((first, time)) = items.next() {
-                        let at = for_positions.delayed(&time);
-                        let mut session = positions_output.session(&at);
-                        session.give(first);
-                        while let Some((next, _)) = items.next_if(|(_, t)| *t == time) {
-                            session.give(next);
-                        }
-                    }
-                }
+                let mut output = positions_output.activate();
+                send_by_time(&mut reported, |(_, time)| *time, |time, run| {
+                    let run = run.map(|(position, _)| position);
+                    output.session(&for_positions.delayed(&time)).give_iterator(run);
+                });
                 state.offsets.snapshot(sent_up_to);
             }
 
@@ -609,6 +588,21 @@ pub fn kafka_source<'s>(
     }
 }
 
+/// Empties `items` into `send`, one call per distinct time with that time's items (latest time
+/// first: sessions at different times are independent).
+fn send_by_time<T>(
+    items: &mut Vec<T>,
+    time_of: impl Fn(&T) -> Time,
+    mut send: impl FnMut(Time, std::vec::Drain<'_, T>),
+) {
+    items.sort_by_key(&time_of);
+    while let Some(last) = items.last() {
+        let time = time_of(last);
+        let start = items.partition_point(|item| time_of(item) < time);
+        send(time, items.drain(start..));
+    }
+}
+
 /// What the Kafka source produces.
 pub struct KafkaStreams<'s> {
     /// Readings, at their stamps.
@@ -619,4 +613,29 @@ pub struct KafkaStreams<'s> {
     pub positions: Stream<'s, Time, Vec<PartitionPosition>>,
     /// Checkpoint marks (only from the worker with a [`CheckpointTrigger`]).
     pub marks: Stream<'s, Time, Vec<Time>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_go_out_in_one_run_per_time() {
+        let mut items = vec![("a", 3), ("b", 1), ("c", 3), ("d", 2), ("e", 1)];
+        let mut runs = Vec::new();
+        send_by_time(
+            &mut items,
+            |(_, time)| *time as Time,
+            |time, run| {
+                let mut names: Vec<&str> = run.map(|(name, _)| name).collect();
+                names.sort();
+                runs.push((time, names));
+            },
+        );
+        assert!(items.is_empty());
+        assert_eq!(
+            runs,
+            vec![(3, vec!["a", "c"]), (2, vec!["d"]), (1, vec!["b", "e"])]
+        );
+    }
 }

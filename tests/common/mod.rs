@@ -11,6 +11,27 @@ use serde_json::Value;
 pub mod kafka;
 pub mod mongo;
 
+/// A roomflow process in the background, killed if the test fails before it stops.
+pub struct Job(pub std::process::Child);
+
+impl Job {
+    /// Sends SIGTERM and waits: whether the process then exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        sent.success() && self.0.wait().expect("the job can be waited for").success()
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs the binary with `args`, whatever the outcome.
 pub fn roomflow(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
