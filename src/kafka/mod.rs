@@ -12,6 +12,8 @@
 //!   checkpoint positions and marks.
 //! - `partition.rs`: one partition as the source reads it: phase, watermark, stamping, end
 //!   detection, and its metrics.
+//! - `admission.rs`: what one message does: a reading (on time and stamped, or late) or a dead
+//!   letter, every effect at one time, and the partition position after it.
 //! - `coordination.rs`: a small side dataflow through which workers tell each other how far
 //!   they are (capabilities and acknowledged output), so idle workers do not hold back progress
 //!   and offsets are committed only behind acknowledged output.
@@ -19,6 +21,7 @@
 //! - `sink.rs`: producing changes to the alpha topic and rejected input to the dead-letter
 //!   topic, tracking which dataflow times the broker has acknowledged.
 
+pub mod admission;
 pub mod config;
 pub mod coordination;
 pub mod discovery;

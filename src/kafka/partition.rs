@@ -1,4 +1,4 @@
-//! One partition as the Kafka source reads it: its queue, watermark and phase, the time of its
+//! One partition as the Kafka source reads it: its watermark and phase, the time of its
 //! last message's effects, how its readings are stamped (fine, or coarse while it works through
 //! a backlog), how its end is detected, and its metrics.
 
@@ -8,7 +8,6 @@ use metrics::{counter, gauge, Counter, Gauge};
 use rdkafka::consumer::Consumer;
 use roomflow_dataflows::{Horizon, StreamWatermark, Time};
 
-use super::config::QuietEof;
 use super::discovery::Partition;
 use crate::recovery::checkpoint::PartitionPosition;
 use crate::telemetry::catalog;
@@ -27,7 +26,6 @@ pub enum Phase {
 /// A partition being read, with everything the source keeps about it.
 pub struct PartitionReader {
     pub(super) partition: Partition,
-    pub(super) queue: rdkafka::consumer::base_consumer::PartitionQueue<QuietEof>,
     pub(super) watermark: StreamWatermark,
     pub(super) phase: Phase,
     /// Whether its backlog exceeds the catch-up lag.
@@ -91,6 +89,29 @@ impl PartitionMetrics {
 }
 
 impl PartitionReader {
+    /// A reader of `partition`, in `phase`: fresh, or resumed at `resumed`, its
+    /// position in the checkpoint taken at `resume_time` (time 0 for a fresh job).
+    pub(super) fn new(
+        partition: Partition,
+        resumed: Option<&PartitionPosition>,
+        resume_time: Time,
+        phase: Phase,
+    ) -> Self {
+        PartitionReader {
+            metrics: PartitionMetrics::new(&partition),
+            watermark: StreamWatermark::resumed(resumed.and_then(|position| position.newest)),
+            phase,
+            catching_up: false,
+            // Resumed partitions continue from their own watermark.
+            needs_catch_up: resumed.is_none(),
+            last_effect: resume_time,
+            unreported: None,
+            next_offset: resumed.map(|position| position.next),
+            end_asked: resumed.map(|_| Instant::now()),
+            partition,
+        }
+    }
+
     /// The stamp of a reading admitted now, given the fine `stamp` the watermark chose.
     pub(super) fn stamp(&self, stamp: Time, capability: Time, catch_up_tick_ms: i64) -> Time {
         if !self.catching_up {

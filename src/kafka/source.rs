@@ -30,30 +30,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use roomflow_dataflows::{Admission, Horizon, Reading, StreamWatermark, Time};
+use roomflow_dataflows::{Horizon, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::config::SourceConsumer;
+use super::admission::{Effects, Incoming, Rules};
+use super::config::{QuietEof, SourceConsumer};
 use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
-use super::partition::{
-    note_backlog, resumed_phase, EndProbe, PartitionMetrics, PartitionReader, Phase,
-};
+use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
 use crate::recovery::checkpoint::{PartitionPosition, Resume};
-use crate::sources::formats::{parse_line, Format, StreamContext};
-use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
+use crate::sources::rejected::Rejected;
 use crate::sources::replay::ReadingStream;
 use crate::sources::validity::ValidRanges;
-use crate::telemetry::catalog::{self, DeadLetterReason};
-use metrics::{counter, gauge};
+use crate::telemetry::catalog;
+use metrics::gauge;
 
 /// How often the source wakes without data: to notice new partitions, stop requests, and the
 /// progress of other workers.
@@ -188,22 +187,23 @@ pub fn kafka_source<'s>(
         // No checkpoint at the start time: the one resumed from (or an empty one) is there.
         let mut last_mark: (Instant, Option<Time>) =
             (Instant::now(), Some(options.resume.time));
-        let mut reported: Vec<(PartitionPosition, Time)> = Vec::new();
         let consumer = state.borrow().consumer.clone();
         let end_probe = state.borrow().end_probe.clone();
         let mut readers: Vec<PartitionReader> = Vec::new();
+        let mut queues: Vec<PartitionQueue<QuietEof>> = Vec::new();
         let mut owned: BTreeSet<Partition> = BTreeSet::new();
         let mut seen_generation = 0;
         let mut listed = false;
         let mut idle_since: Option<Instant> = None;
         let mut next_reader = 0;
-        let mut buffer: Vec<(Reading, Time, isize)> = Vec::new();
-        let mut rejections: Vec<(Rejected, Time)> = Vec::new();
-        let mut late: Vec<Rejected> = Vec::new();
-        let mut parsed: Vec<Reading> = Vec::new();
-        let context = StreamContext::default();
+        let mut effects = Effects::new();
+        let rules = Rules {
+            horizon: options.horizon,
+            valid: options.valid.clone(),
+            catch_up_tick_ms: options.catch_up_tick_ms,
+            catch_up_lag: options.catch_up_lag,
+        };
         let mut sent_up_to: Time = 0;
-        let late_readings = counter!(catalog::LATE_READINGS, "reason" => catalog::BEYOND_LATENESS);
         // Registered at the first figure: a worker that has read nothing has no lag to show.
         let mut frontier_lag: Option<metrics::Gauge> = None;
 
@@ -253,24 +253,17 @@ pub fn kafka_source<'s>(
                             .add_partition_offset(&partition.topic, partition.partition, offset)
                             .expect("valid offset");
                         owned.insert(partition.clone());
-                        readers.push(PartitionReader {
-                            partition: partition.clone(),
-                            queue,
-                            watermark: StreamWatermark::resumed(
-                                resumed.and_then(|position| position.newest),
-                            ),
-                            phase: resumed.map_or(Phase::Unknown, |position| {
-                                resumed_phase(&end_probe, partition, position.next)
-                            }),
-                            catching_up: false,
-                            // Resumed partitions continue from their own watermark.
-                            needs_catch_up: resumed.is_none(),
-                            last_effect: options.resume.time,
-                            unreported: None,
-                            next_offset: resumed.map(|position| position.next),
-                            end_asked: resumed.map(|_| Instant::now()),
-                            metrics: PartitionMetrics::new(partition),
+                        let phase = resumed.map_or(Phase::Unknown, |position| {
+                            resumed_phase(&end_probe, partition, position.next)
                         });
+                        // Its queue beside it: a message borrows the queue while the reader admits it.
+                        queues.push(queue);
+                        readers.push(PartitionReader::new(
+                            partition.clone(),
+                            resumed,
+                            options.resume.time,
+                            phase,
+                        ));
                     }
                     listed = known.listed;
                     if assignment.count() > 0 {
@@ -342,6 +335,7 @@ pub fn kafka_source<'s>(
                 let count = readers.len();
                 for step in 0..count {
                     let reader = &mut readers[(next_reader + step) % count];
+                    let queue = &queues[(next_reader + step) % count];
                     let end = reader.fetched_end(consumer.client().native_ptr());
                     // A resumed partition that says nothing may be at its end: ask again now and
                     // then (the first answer may have timed out on a busy broker).
@@ -355,7 +349,7 @@ pub fn kafka_source<'s>(
                         }
                     }
                     while handled < options.batch {
-                        let message = match reader.queue.poll(Duration::ZERO) {
+                        let message = match queue.poll(Duration::ZERO) {
                             None => {
                                 // Caught up, even if the broker sends no end-of-partition event
                                 // (some do not, to a consumer that started at the end).
@@ -380,119 +374,21 @@ pub fn kafka_source<'s>(
                         };
                         handled += 1;
                         idle_since = None;
-                        reader.next_offset = Some(message.offset() + 1);
-                        reader.phase = Phase::Active;
-                        state.counts.messages += 1;
-                        reader.metrics.messages.increment(1);
                         state.offsets.consumed(&reader.partition, message.offset() + 1);
-                        note_backlog(
-                            &mut reader.catching_up,
-                            &reader.partition,
-                            message.offset(),
+                        let incoming = Incoming {
+                            offset: message.offset(),
+                            key: message.key(),
+                            payload: message.payload().unwrap_or_default(),
+                        };
+                        let effect = reader.admit(
+                            incoming,
                             end,
-                            options.catch_up_lag,
+                            capability,
+                            &rules,
+                            &mut effects,
+                            &mut state.counts,
                         );
-                        // A partition that paused continues from where the computation is.
-                        if std::mem::take(&mut reader.needs_catch_up) {
-                            reader.watermark.catch_up(capability as i64);
-                        }
-                        let payload = message.payload().unwrap_or_default();
-                        let origin = || {
-                            Box::new(KafkaOrigin {
-                                topic: reader.partition.topic.clone(),
-                                partition: reader.partition.partition,
-                                offset: message.offset(),
-                                key: message.key().map(<[u8]>::to_vec),
-                                payload: payload.to_vec(),
-                            })
-                        };
-                        let source = || format!("{}/{}", reader.partition, message.offset());
-                        parsed.clear();
-                        let outcome = match std::str::from_utf8(payload) {
-                            Err(_) => Err((DeadLetterReason::NotUtf8, "not UTF-8".to_string())),
-                            Ok(text) if text.trim().is_empty() => {
-                                Err((DeadLetterReason::Empty, "empty message".to_string()))
-                            }
-                            Ok(text) => parse_line(Format::Json, &context, text, &mut parsed)
-                                .map_err(|reason| (DeadLetterReason::Malformed, reason))
-                                .and_then(|()| {
-                                    parsed
-                                        .iter()
-                                        .try_for_each(|r| options.valid.check(r))
-                                        .map_err(|reason| (DeadLetterReason::Implausible, reason))
-                                }),
-                        };
-                        // Every effect of the message at one time (see `last_effect`).
-                        let effect = if let Err((cause, reason)) = outcome {
-                            state.counts.dead_letters += 1;
-                            counter!(catalog::DEAD_LETTERS, "reason" => cause.label()).increment(1);
-                            let effect = reader.last_effect.max(capability);
-                            rejections.push((
-                                Rejected {
-                                    kind: RejectKind::DeadLetter,
-                                    source: source(),
-                                    reason,
-                                    line: Some(String::from_utf8_lossy(payload).into_owned()),
-                                    reading: None,
-                                    origin: Some(origin()),
-                                },
-                                effect,
-                            ));
-                            effect
-                        } else {
-                            let mut message_stamp: Option<Time> = None;
-                            for reading in parsed.drain(..) {
-                                match reader.watermark.admit(reading.ts, &options.horizon) {
-                                    Admission::OnTime { stamp } => {
-                                        // Later readings of the message take the first one's
-                                        // stamp: lower than their own, which sealing allows.
-                                        let stamp = *message_stamp.get_or_insert_with(|| {
-                                            reader
-                                                .stamp(stamp, capability, options.catch_up_tick_ms)
-                                                .max(reader.last_effect)
-                                        });
-                                        state.counts.readings += 1;
-                                        reader.metrics.readings.increment(1);
-                                        buffer.push((reading, stamp, 1));
-                                    }
-                                    Admission::Late { newest } => {
-                                        state.counts.late += 1;
-                                        late_readings.increment(1);
-                                        late.push(Rejected {
-                                            kind: RejectKind::Late,
-                                            source: source(),
-                                            reason: format!(
-                                                "event time {} is {} ms behind the newest event time {} of its partition (lateness {} ms)",
-                                                reading.ts,
-                                                newest - reading.ts,
-                                                newest,
-                                                options.horizon.lateness_ms
-                                            ),
-                                            line: None,
-                                            reading: Some(reading),
-                                            origin: Some(origin()),
-                                        });
-                                    }
-                                }
-                            }
-                            let effect =
-                                message_stamp.unwrap_or(reader.last_effect.max(capability));
-                            rejections.extend(late.drain(..).map(|rejected| (rejected, effect)));
-                            effect
-                        };
-                        reader.last_effect = effect;
                         sent_up_to = sent_up_to.max(effect);
-                        let position = PartitionPosition {
-                            partition: reader.partition.clone(),
-                            next: message.offset() + 1,
-                            newest: reader.watermark.newest(),
-                        };
-                        // One position per partition and effect time: the last one.
-                        if let Some((time, previous)) = reader.unreported.replace((effect, position)) {
-                            if time != effect {
-                                reported.push((previous, time));
-                            }
-                        }
                     }
                     if handled >= options.batch {
                         next_reader = (next_reader + step + 1) % count;
@@ -504,22 +400,22 @@ pub fn kafka_source<'s>(
 
                 // Stamps differ between partitions: one session per stamp.
                 let mut output = readings_output.activate();
-                send_by_time(&mut buffer, |(_, stamp, _)| *stamp, |stamp, run| {
+                send_by_time(&mut effects.readings, |(_, stamp, _)| *stamp, |stamp, run| {
                     output.session(&for_readings.delayed(&stamp)).give_iterator(run);
                 });
                 let mut output = rejected_output.activate();
-                send_by_time(&mut rejections, |(_, time)| *time, |time, run| {
+                send_by_time(&mut effects.rejections, |(_, time)| *time, |time, run| {
                     let run = run.map(|(rejected, _)| rejected);
                     output.session(&for_rejected.delayed(&time)).give_iterator(run);
                 });
-                reported.extend(
+                effects.positions.extend(
                     readers
                         .iter_mut()
                         .filter_map(|reader| reader.unreported.take())
                         .map(|(time, position)| (position, time)),
                 );
                 let mut output = positions_output.activate();
-                send_by_time(&mut reported, |(_, time)| *time, |time, run| {
+                send_by_time(&mut effects.positions, |(_, time)| *time, |time, run| {
                     let run = run.map(|(position, _)| position);
                     output.session(&for_positions.delayed(&time)).give_iterator(run);
                 });
