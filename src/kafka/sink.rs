@@ -154,9 +154,7 @@ impl SinkState {
             (Some(frontier), Some(outstanding)) => Some(frontier.min(outstanding)),
         }
     }
-}
 
-impl SinkState {
     /// The state of a sink whose input starts at `start`.
     pub fn starting_at(start: Time) -> Self {
         SinkState {
