@@ -1,102 +1,159 @@
 #!/usr/bin/env bash
-# Benchmarks the streaming job against the local broker (scripts/kafka.sh; started if needed).
+# Benchmarks the streaming job against Apache Kafka: the local one (scripts/kafka.sh, started
+# fresh on BENCH_KAFKA_PORT, default 19600) or, with KAFKA_BROKERS set, that broker as it is.
+# Broker, job and load generator share this machine's cores; every figure comes with the CPU
+# time the job and the local broker used during it (user+system seconds, and as a share of the
+# wall time: 100 % is one core).
 #
-# 1. Throughput: publish BENCH_READINGS (default 1M) simulated readings of 100 rooms to a topic
-#    with 4 partitions, then time, from start until caught up, a bare rdkafka consumer reading
-#    the topic and `roomflow run` with -w 1 and -w 2 (each into its own alpha topic).
-# 2. Latency: `roomflow run -w 2` on a live topic fed by `roomflow simulate` at BENCH_RATE
-#    (default 5,000) readings/s for BENCH_SECONDS (default 40); the time from each reading's
-#    produce time to its temperature delta being produced to alpha: p50, p99, max (the first
-#    10 s are warm-up and left out).
+# 1. throughput: BENCH_READINGS (default 1M) simulated readings of 100 rooms, published once to
+#    a topic of 4 partitions, then read from the beginning until caught up by, in turn: kcat
+#    (Debian's librdkafka client, to /dev/null: the independent baseline), examples/bare_consumer
+#    (the rdkafka crate's poll loop, doing nothing), `roomflow run -w 1` and `-w 2` (each with its
+#    own group and alpha topic). BENCH_RUNS rounds (default 2); each job is reported against the
+#    kcat of its own round, with the alpha messages it produced per reading.
+# 2. live: for each rate of BENCH_RATES (default "5000 20000 50000 75000 100000") readings/s, a
+#    fresh topic of 4 partitions fed by `roomflow simulate` for BENCH_SECONDS (default 60) while
+#    `roomflow run -w 2` reads it: the rate the simulator achieved; the latency from each
+#    reading's produce time to its temperature delta produced to alpha (p50/p99/max, the first
+#    10 s left out as warm-up); the job's consumer lag (its own gauge, summed over partitions,
+#    sampled every 2 s) at most in each half of the run. A rate is sustained when the simulator
+#    achieved it (≥ 95 %) and the lag of the second half is no higher than the first half's plus
+#    a quarter second of input: the lag is bounded, not growing.
 #
-# BENCH_ONLY=throughput or BENCH_ONLY=latency runs one part; BENCH_WORKERS (default "1 2") the
-# worker counts of the throughput part, BENCH_BARE=0 skips its bare consumer.
-# Extra arguments go to every `roomflow run` (e.g. --tick 1s). Work files in BENCH_DIR
-# (default target/bench-kafka).
-#
-# The local broker (tansu on SQLite) gets slower as its store grows, so each measurement starts
-# from a fresh store (port BENCH_KAFKA_PORT, default 19600) and the same published input: the job
-# and the bare consumer face the same broker. With KAFKA_BROKERS set, that broker is used as is.
+# BENCH_ONLY=throughput|live runs one part. Extra arguments go to every `roomflow run`
+# (e.g. --tick 1s). Needs kcat for the baseline (apt-get install kcat); without it the bare
+# consumer is the baseline, which says so. Work files in BENCH_DIR (default target/bench-kafka).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 READINGS="${BENCH_READINGS:-1000000}"
-RATE="${BENCH_RATE:-5000}"
-SECONDS_LIVE="${BENCH_SECONDS:-40}"
+RUNS="${BENCH_RUNS:-2}"
+RATES="${BENCH_RATES:-5000 20000 50000 75000 100000}"
+SECONDS_LIVE="${BENCH_SECONDS:-60}"
 DIR="${BENCH_DIR:-target/bench-kafka}"
+ONLY="${BENCH_ONLY:-all}"
 export ROOMFLOW_LOG="${ROOMFLOW_LOG:-warn}"
 mkdir -p "$DIR"
+
+BROKER_PID=""
 if [[ -n "${KAFKA_BROKERS:-}" ]]; then
   BROKERS="$KAFKA_BROKERS"
-  fresh_broker() { :; }
 else
   export KAFKA_PORT="${BENCH_KAFKA_PORT:-19600}" KAFKA_STATE="$DIR/broker"
   BROKERS="127.0.0.1:$KAFKA_PORT"
-  fresh_broker() {
-    scripts/kafka.sh stop >/dev/null 2>&1 || true
-    rm -rf "$KAFKA_STATE"
-    scripts/kafka.sh start 2>/dev/null
-  }
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  rm -rf "$KAFKA_STATE"
+  scripts/kafka.sh start
+  BROKER_PID="$(cat "$KAFKA_STATE/kafka.pid")"
 fi
 JOB=""
 cleanup() {
-  [[ -n "$JOB" ]] && kill "$JOB" 2>/dev/null
-  [[ -z "${KAFKA_STATE:-}" ]] || scripts/kafka.sh stop >/dev/null 2>&1 || true
+  [[ -z "$JOB" ]] || kill "$JOB" 2>/dev/null || true
+  [[ -z "$BROKER_PID" ]] || scripts/kafka.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 export KAFKA_BROKERS="$BROKERS"
 cargo build --release --locked --quiet --bin roomflow --example bare_consumer --example alpha_latency
 BIN=target/release/roomflow
 RUN_ID="$(date +%s)"
+TICKS="$(getconf CLK_TCK)"
 now_ms() { date +%s%3N; }
+# CPU seconds (user+system) a live process has used so far, in clock ticks.
+ticks_of() { [[ -n "$1" && -r "/proc/$1/stat" ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+broker_ticks() { ticks_of "$BROKER_PID"; }
+# "1.23 s (45 %)" for CPU ticks $1 over wall milliseconds $2.
+cpu() { awk -v t="$1" -v hz="$TICKS" -v ms="$2" 'BEGIN { printf "%.2f s (%.0f %%)", t / hz, 100 * t / hz / (ms / 1000) }'; }
+broker_cpu() { if [[ -n "$BROKER_PID" ]]; then cpu "$1" "$2"; else echo "n/a (not local)"; fi; }
+# Messages in a topic: the sum of its partitions' high watermarks (nothing is deleted here).
+count() { ((HAVE_KCAT)) || { echo 0; return; }; kcat -b "$BROKERS" -Q $(for p in $(seq 0 $(($2 - 1))); do echo -t "$1:$p:-1"; done) | awk '{ n += $NF } END { print n }'; }
+HAVE_KCAT=1
+command -v kcat >/dev/null || { HAVE_KCAT=0; echo "kcat not found (apt-get install kcat): the bare consumer is the baseline"; }
 
-ONLY="${BENCH_ONLY:-all}"
-if [[ "$ONLY" != latency ]]; then
-echo "== throughput: $READINGS readings, 100 rooms, 4 partitions"
-INPUT="$DIR/readings-$READINGS.jsonl"
-[[ -f "$INPUT" ]] || "$BIN" simulate --rooms 100 --readings "$READINGS" --seed 7 --out "$INPUT"
-TOPIC="bench-$RUN_ID"
-publish() {
-  fresh_broker
+if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
+  echo "== throughput: $READINGS readings, 100 rooms, 4 partitions, from the beginning until caught up"
+  INPUT="$DIR/readings-$READINGS.jsonl"
+  [[ -f "$INPUT" ]] || "$BIN" simulate --rooms 100 --readings "$READINGS" --seed 7 --out "$INPUT"
+  TOPIC="bench-$RUN_ID"
   "$BIN" publish "$INPUT" --topic "$TOPIC" --partitions 4 --progress never
+  messages="$(wc -l <"$INPUT")"
+  for round in $(seq "$RUNS"); do
+    echo "-- round $round"
+    baseline=0
+    if ((HAVE_KCAT)); then
+      b0=$(broker_ticks); start=$(now_ms)
+      kcat -C -b "$BROKERS" -t "$TOPIC" -o beginning -e -q -X fetch.wait.max.ms=500 >/dev/null
+      ms=$(($(now_ms) - start)); b1=$(broker_ticks)
+      baseline=$(awk -v n="$messages" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+      echo "kcat to /dev/null:      $baseline messages/s ($(awk -v ms="$ms" 'BEGIN{printf "%.2f", ms/1000}') s); broker CPU $(broker_cpu $((b1 - b0)) "$ms")"
+    fi
+    b0=$(broker_ticks)
+    bare="$(target/release/examples/bare_consumer "$BROKERS" "$TOPIC")"
+    b1=$(broker_ticks)
+    bare_rate="$(sed -n 's/.*: \([0-9]*\) messages\/s.*/\1/p' <<<"$bare")"
+    bare_ms="$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' <<<"$bare" | awk '{ printf "%.0f", $1 * 1000 }')"
+    ((baseline > 0)) || baseline=$bare_rate
+    echo "bare rdkafka consumer:  $bare_rate messages/s ($(awk -v a="$bare_rate" -v b="$baseline" 'BEGIN{printf "%.0f", 100*a/b}') % of the baseline); broker CPU $(broker_cpu $((b1 - b0)) "$bare_ms")"
+    IDLE=1
+    for workers in ${BENCH_WORKERS:-1 2}; do
+      alpha="bench-alpha-$RUN_ID-r$round-w$workers"
+      b0=$(broker_ticks); start=$(now_ms)
+      TIMEFORMAT='%U %S'
+      { time "$BIN" run --topics "$TOPIC" --alpha-topic "$alpha" \
+        --dead-letter-topic "bench-dead-$RUN_ID-r$round-w$workers" --group "bench-$RUN_ID-r$round-w$workers" \
+        --exit-when-idle "${IDLE}s" -w "$workers" "$@" 2>"$DIR/run.log"; } 2>"$DIR/time.txt"
+      end=$(now_ms); b1=$(broker_ticks)
+      # Start to caught up: the wall time without the idle wait at the end (the broker's CPU
+      # in that second is near nothing).
+      busy=$((end - start - IDLE * 1000))
+      job_ticks=$(awk -v hz="$TICKS" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/time.txt")
+      out=$(count "$alpha" 4)
+      awk -v n="$messages" -v ms="$busy" -v w="$workers" -v base="$baseline" -v out="$out" \
+        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, ms / 1000, out / n }'
+      echo "; job CPU $(cpu "$job_ticks" "$busy"), broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
+    done
+  done
+fi
+
+[[ "$ONLY" == all || "$ONLY" == live ]] || exit 0
+METRICS_PORT="${BENCH_METRICS_PORT:-19611}"
+lag() {
+  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+    awk '/^roomflow_kafka_consumer_lag_messages/ { n += $NF } END { print n + 0 }'
 }
-
-if [[ "${BENCH_BARE:-1}" != 0 ]]; then
-  publish
-  target/release/examples/bare_consumer "$BROKERS" "$TOPIC"
-fi
-
-IDLE=1
-for workers in ${BENCH_WORKERS:-1 2}; do
-  publish
-  start=$(now_ms)
-  "$BIN" run --topics "$TOPIC" --alpha-topic "bench-alpha-$RUN_ID-w$workers" \
-    --dead-letter-topic "bench-dead-$RUN_ID-w$workers" --group "bench-$RUN_ID-w$workers" \
-    --exit-when-idle "${IDLE}s" -w "$workers" "$@"
-  end=$(now_ms)
-  # Start to caught up: the wall time without the idle wait at the end.
-  busy=$((end - start - IDLE * 1000))
-  awk -v n="$READINGS" -v ms="$busy" -v w="$workers" \
-    'BEGIN { printf "roomflow run -w %d: %d messages in %.2f s to caught up: %.0f messages/s\n", w, n, ms / 1000, n / (ms / 1000) }'
+for rate in $RATES; do
+  echo "== live: $rate readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
+  live="live-$RUN_ID-$rate"
+  alpha="live-alpha-$RUN_ID-$rate"
+  "$BIN" run --topics "$live" --alpha-topic "$alpha" --dead-letter-topic "live-dead-$RUN_ID-$rate" \
+    --group "live-$RUN_ID-$rate" --discover-interval 1s -w 2 --metrics "127.0.0.1:$METRICS_PORT" "$@" \
+    2>"$DIR/live.log" &
+  JOB=$!
+  sleep 2
+  began=$(now_ms)
+  j0=$(ticks_of "$JOB"); b0=$(broker_ticks)
+  "$BIN" simulate --topic "$live" --partitions 4 --rooms 100 --rate "$rate" \
+    --readings $((rate * SECONDS_LIVE)) --malformed 0 --out-of-order 0 --late 0 2>"$DIR/simulate.log" &
+  simulator=$!
+  : >"$DIR/lag.txt"
+  while kill -0 "$simulator" 2>/dev/null; do
+    echo "$(($(now_ms) - began)) $(lag)" >>"$DIR/lag.txt"
+    sleep 2
+  done
+  wait "$simulator"
+  ended=$(now_ms)
+  j1=$(ticks_of "$JOB"); b1=$(broker_ticks)
+  sleep 2
+  kill -TERM "$JOB"
+  wait "$JOB" || true
+  JOB=""
+  wall=$((ended - began))
+  produced=$(sed -n 's/^produced \([0-9]*\) simulated lines.* in \([0-9.]*\) s$/\1 \2/p' "$DIR/simulate.log")
+  achieved=$(awk '{ printf "%.0f", $1 / $2 }' <<<"$produced")
+  latency=$(target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) $((ended - 1000)) 2>&1 || true)
+  read -r first second <<<"$(awk -v half=$((wall / 2)) '$1 < half { if ($2 > a) a = $2 } $1 >= half { if ($2 > b) b = $2 } END { print a + 0, b + 0 }' "$DIR/lag.txt")"
+  verdict=$(awk -v r="$rate" -v got="$achieved" -v a="$first" -v b="$second" \
+    'BEGIN { if (got < 0.95 * r) print "not sustained: the simulator achieved only " got "/s"; else if (b > a + r / 4) print "not sustained: lag grows"; else print "sustained" }')
+  echo "simulator achieved $achieved readings/s; ${latency#latency }"
+  echo "consumer lag at most $first messages in the first half, $second in the second: $verdict"
+  echo "job CPU $(cpu $((j1 - j0)) "$wall"), broker CPU $(broker_cpu $((b1 - b0)) "$wall")"
 done
-
-fi
-
-[[ "$ONLY" == throughput ]] && exit 0
-echo "== latency: $RATE readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
-fresh_broker
-LIVE="live-$RUN_ID"
-ALPHA="live-alpha-$RUN_ID"
-"$BIN" run --topics "$LIVE" --alpha-topic "$ALPHA" --dead-letter-topic "live-dead-$RUN_ID" \
-  --group "live-$RUN_ID" --discover-interval 1s -w 2 "$@" &
-JOB=$!
-sleep 2
-began=$(now_ms)
-"$BIN" simulate --topic "$LIVE" --partitions 4 --rooms 100 --rate "$RATE" \
-  --readings $((RATE * SECONDS_LIVE)) --malformed 0 --out-of-order 0 --late 0
-ended=$(now_ms)
-sleep 2
-kill -TERM "$JOB"
-wait "$JOB"
-JOB=""
-target/release/examples/alpha_latency "$BROKERS" "$ALPHA" $((began + 10000)) $((ended - 1000))

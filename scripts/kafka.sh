@@ -1,53 +1,110 @@
 #!/usr/bin/env bash
-# A local Kafka-protocol broker for tests and demos: tansu (a Kafka-compatible broker from
-# crates.io) on 127.0.0.1 with its SQLite store under target/kafka/. It stands in for Apache
-# Kafka, which users run through docker-compose; see ../README.md.
+# The local Apache Kafka for tests, benchmarks and demos: the official broker, assembled from
+# Maven Central (deploy/kafka/pom.xml) into a cache outside the repository, run as one KRaft node
+# (broker and controller in one JVM) on 127.0.0.1. It is the same code as the apache/kafka image
+# that docker-compose runs, and the version is named once, as KAFKA_VERSION in .env, for both.
 #
-#   scripts/kafka.sh install   build tansu into the cache if it is not there (~8 min, once)
-#   scripts/kafka.sh start     install if needed, start, wait until it accepts connections
-#   scripts/kafka.sh stop      stop the broker started by `start`
+#   scripts/kafka.sh install   assemble Kafka into the cache unless it is there (~10-30 s, once)
+#   scripts/kafka.sh start     install if needed, format on first start, start, wait for metadata
+#   scripts/kafka.sh stop      stop the broker `start` started, by its pid
 #   scripts/kafka.sh status    say whether it runs, and where
 #
-# Environment: KAFKA_PORT (default 9092), ROOMFLOW_CACHE (default ~/.cache/roomflow),
-# KAFKA_STATE (default target/kafka). Known limits of tansu 0.6: no topic auto-creation
-# (roomflow creates its topics), no transactions, and DeleteTopics drops every topic, so
-# never delete topics; tests use unique topic names instead.
+# Needs a JDK 17+ (java, on PATH or in JAVA_HOME) and Maven 3.8+ (mvn). Environment:
+#   KAFKA_PORT           the client listener (default 9092); the controller uses KAFKA_PORT+1
+#   KAFKA_STATE          log directory, pid and the broker's own log (default target/kafka)
+#   KAFKA_HEAP           the broker's heap (default 512m)
+#   KAFKA_START_TIMEOUT  seconds to wait for the first metadata answer (default 60)
+#   ROOMFLOW_CACHE       where Kafka is assembled (default ~/.cache/roomflow)
+#   KAFKA_VERSION        overrides .env's, as it does for docker compose
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TANSU_VERSION=0.6.0
+env_version() { sed -n 's/^KAFKA_VERSION=//p' .env; }
+VERSION="${KAFKA_VERSION:-$(env_version)}"
 PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="$((PORT + 1))"
 CACHE="${ROOMFLOW_CACHE:-$HOME/.cache/roomflow}"
-ROOT="$CACHE/tansu-$TANSU_VERSION"
-TANSU="$ROOT/bin/tansu"
-STATE="${KAFKA_STATE:-target/kafka}"
-PIDFILE="$STATE/tansu.pid"
-LOG="$STATE/tansu.log"
+ROOT="$CACHE/kafka-$VERSION"
+STATE="$(mkdir -p "${KAFKA_STATE:-target/kafka}" && cd "${KAFKA_STATE:-target/kafka}" && pwd)"
+PIDFILE="$STATE/kafka.pid"
+LOG="$STATE/broker.log"
+HEAP="${KAFKA_HEAP:-512m}"
+TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
 log() { echo "kafka.sh: $*" >&2; }
 
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "$1 not found: the local Kafka needs $2 (docker compose needs neither)"
+  exit 1
+}
+
 install() {
-  [[ -x "$TANSU" ]] && return 0
+  [[ -f "$ROOT/.complete" ]] && return 0
+  [[ -n "$VERSION" ]] || { log "no KAFKA_VERSION in .env"; exit 1; }
+  need mvn "Maven 3.8+"
+  need "$JAVA" "a JDK 17+"
   mkdir -p "$CACHE"
-  # Two scripts starting at once must not build twice into the same root.
-  exec 9>"$CACHE/tansu.lock"
+  # Two scripts starting at once must not assemble twice into the same root, nor see half of it.
+  exec 9>"$CACHE/kafka.lock"
   flock 9
-  if [[ ! -x "$TANSU" ]]; then
-    log "installing tansu $TANSU_VERSION into $ROOT (about 8 minutes, once per machine)"
+  if [[ ! -f "$ROOT/.complete" ]]; then
+    log "assembling Apache Kafka $VERSION from Maven Central into $ROOT (once per machine)"
     local staging="$ROOT.partial"
     rm -rf "$staging"
-    # Its own target directory: never competes with the project's build locks.
-    CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install tansu --version "$TANSU_VERSION" \
-      --locked --no-default-features --features libsql --root "$staging" --quiet
-    rm -rf "$CACHE/tansu-build" "$ROOT"
+    mkdir -p "$staging"
+    mvn -q -B -Dstyle.color=never -f deploy/kafka/pom.xml -Dkafka.version="$VERSION" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+      -DoutputDirectory="$staging/libs" -DincludeScope=runtime
+    touch "$staging/.complete"
+    rm -rf "$ROOT"
     mv "$staging" "$ROOT"
+    log "assembled: $(find "$ROOT/libs" -name '*.jar' | wc -l) jars, $(du -sh "$ROOT/libs" | cut -f1)"
   fi
   flock -u 9
 }
 
-running() { [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# The pid in the pid file, if that process is still the broker this script started.
+running() {
+  [[ -f "$PIDFILE" ]] || return 1
+  local pid
+  pid="$(cat "$PIDFILE")"
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'
+}
 
-accepting() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Answers a metadata request within $1 seconds (a JDK runs the probe from source).
+answers() {
+  "$JAVA" -Dlog4j2.level=OFF -Dlog4j2.StatusLogger.level=OFF -cp "$ROOT/libs/*" \
+    deploy/kafka/Ready.java "127.0.0.1:$PORT" "$1"
+}
+
+write_config() {
+  cat >"$STATE/server.properties" <<EOF
+# Written by scripts/kafka.sh: one KRaft node on loopback, for tests and demos.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$STATE/data
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# A group's first member gets its partitions at once instead of after 3 s.
+group.initial.rebalance.delay.ms=0
+# As in docker-compose: topics are created on purpose (roomflow creates its own), never by a typo.
+auto.create.topics.enable=false
+EOF
+}
 
 start() {
   install
@@ -55,33 +112,41 @@ start() {
     log "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
     return 0
   fi
-  if accepting; then
-    log "something else already listens on 127.0.0.1:$PORT; using it"
-    return 0
-  fi
-  mkdir -p "$STATE"
-  # tansu mangles absolute sqlite paths: run it inside the state directory with a relative one.
-  (
-    cd "$STATE"
-    nohup "$TANSU" broker \
-      --listener-url "tcp://127.0.0.1:$PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-      --storage-engine "sqlite://tansu.db" >tansu.log 2>&1 &
-    echo $! >tansu.pid
-  )
-  for _ in $(seq 1 100); do
-    if accepting; then
-      log "tansu listening on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), log $LOG)"
-      return 0
-    fi
-    if ! running; then
-      log "tansu exited during start; its log ($LOG):"
-      tail -n 20 "$LOG" >&2
+  for port in "$PORT" "$CONTROLLER_PORT"; do
+    if listening "$port"; then
+      log "something else listens on 127.0.0.1:$port: set KAFKA_PORT to another port, or set"
+      log "KAFKA_BROKERS to use a broker that already runs"
       return 1
     fi
-    sleep 0.1
   done
-  log "tansu did not accept connections on 127.0.0.1:$PORT within 10 s; see $LOG"
+  write_config
+  if [[ ! -f "$STATE/data/meta.properties" ]]; then
+    local cluster_id
+    cluster_id="$("$JAVA" -cp "$ROOT/libs/*" kafka.tools.StorageTool random-uuid)"
+    "$JAVA" -Dlog4j2.level=WARN -cp "$ROOT/libs/*" kafka.tools.StorageTool format --standalone \
+      -t "$cluster_id" -c "$STATE/server.properties" >"$STATE/format.log" 2>&1 || {
+      log "formatting $STATE/data failed:"
+      cat "$STATE/format.log" >&2
+      return 1
+    }
+  fi
+  local began=$SECONDS
+  nohup "$JAVA" "-Xmx$HEAP" "-Xms$HEAP" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$PWD/deploy/kafka/log4j2.xml" -Dkafka.logs.dir="$STATE" \
+    -cp "$ROOT/libs/*" kafka.Kafka "$STATE/server.properties" >"$STATE/stdout.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  if answers "$TIMEOUT"; then
+    log "Apache Kafka $VERSION answering on 127.0.0.1:$PORT after $((SECONDS - began)) s" \
+      "(pid $(cat "$PIDFILE"), log $LOG)"
+    return 0
+  fi
+  if running; then
+    log "Apache Kafka did not answer a metadata request within $TIMEOUT s; its log is $LOG:"
+  else
+    log "Apache Kafka exited during start; its log is $LOG (and $STATE/stdout.log):"
+  fi
+  tail -n 20 "$LOG" "$STATE/stdout.log" >&2 2>/dev/null || true
+  stop >/dev/null 2>&1 || true
   return 1
 }
 
@@ -93,21 +158,25 @@ stop() {
   fi
   local pid
   pid="$(cat "$PIDFILE")"
+  # SIGTERM is a controlled shutdown; one node with small logs needs a few seconds.
   kill "$pid"
-  for _ in $(seq 1 50); do
+  for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -9 "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid ignored SIGTERM for 30 s; killing it"
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   rm -f "$PIDFILE"
   log "stopped (pid $pid)"
 }
 
 status() {
   if running; then
-    echo "tansu running: pid $(cat "$PIDFILE"), 127.0.0.1:$PORT, store $STATE/tansu.db"
+    echo "Apache Kafka $VERSION running: pid $(cat "$PIDFILE"), 127.0.0.1:$PORT, data $STATE/data, log $LOG"
   else
-    echo "tansu not running"
+    echo "Apache Kafka not running (state $STATE)"
     return 3
   fi
 }

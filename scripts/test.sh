@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, and every test of the workspace.
-# Needs a Rust toolchain. It starts the services the tests need on loopback: the tansu broker
-# (a Kafka-protocol stand-in, installed into ~/.cache/roomflow on first use, about 8 minutes)
-# on KAFKA_PORT (default 19092, away from a Kafka you may run yourself), and the nx-27017 server
-# (a MongoDB-protocol stand-in, installed into the same cache from PyPI) on MONGO_PORT (default
-# 27117), both stopped again at the end. With KAFKA_BROKERS or ROOMFLOW_TEST_MONGO set, the tests
-# use those instead and nothing is started for them.
+# Needs a Rust toolchain, a JDK 17+ and Maven (for Kafka) and Python 3 (for the MongoDB stand-in).
+# It starts the services the tests need on loopback, on ports away from any you may run yourself:
+# Apache Kafka (assembled from Maven Central into ~/.cache/roomflow on first use, seconds; see
+# scripts/kafka.sh) on KAFKA_PORT (default 19092), and the nx-27017 server (a MongoDB-protocol
+# stand-in, installed into the same cache from PyPI) on MONGO_PORT (default 27117), both fresh and
+# both stopped again at the end. With KAFKA_BROKERS or ROOMFLOW_TEST_MONGO set, the tests use
+# those instead and nothing is started for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ trap 'for service in "${started[@]}"; do scripts/$service.sh stop; done' EXIT
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
   export KAFKA_PORT="${KAFKA_PORT:-19092}"
   export KAFKA_STATE="target/kafka-test"
-  # A fresh store per run: topic names are unique anyway, this only keeps the store small.
+  # A fresh broker per run: no topic, group or offset of an earlier run can leak into this one.
   scripts/kafka.sh stop >/dev/null 2>&1 || true
   rm -rf "$KAFKA_STATE"
   scripts/kafka.sh start

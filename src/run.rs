@@ -176,10 +176,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 ("enable.auto.offset.store", "false"),
                 ("enable.partition.eof", "true"),
                 ("auto.offset.reset", "earliest"),
-                // The broker answers a fetch when data arrives or after this wait. Kafka answers
-                // early; brokers that hold every fetch for the whole wait (the local stand-in)
-                // would otherwise add up to 500 ms to every change.
-                ("fetch.wait.max.ms", "25"),
             ])
             .create_with_context(QuietEof)
             .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;

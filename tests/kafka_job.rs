@@ -1,5 +1,5 @@
-//! `roomflow publish` and `roomflow run` against a real Kafka-protocol broker (the local stand-in
-//! that `scripts/kafka.sh start` runs, or `KAFKA_BROKERS`): the state rebuilt from the alpha
+//! `roomflow publish` and `roomflow run` against Apache Kafka (the one `scripts/test.sh` starts,
+//! or `KAFKA_BROKERS`): the state rebuilt from the alpha
 //! topic equals `roomflow replay` of the same input, dead letters keep their bytes and say where
 //! they came from, and a restart after more input still agrees with a replay of all of it.
 
@@ -8,7 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker, unique};
+use common::kafka::{
+    add_partitions, apply_changes, brokers, publish, read_topic, require_broker, unique,
+};
 use common::{lines, ok, simulate, two_process_hostfile, Job};
 use serde_json::Value;
 
@@ -71,13 +73,18 @@ impl Outputs {
     }
 }
 
-/// `roomflow run` with `args` and then `outputs`' flags, in the background.
+/// `roomflow run` with `args` and then `outputs`' flags, in the background, logging errors.
 fn spawn_job(args: &[&str], outputs: &Outputs) -> Job {
+    spawn_job_logging(args, outputs, "error")
+}
+
+/// [`spawn_job`], logging at `level` (to the test's stderr, shown whether it passes or fails).
+fn spawn_job_logging(args: &[&str], outputs: &Outputs, level: &str) -> Job {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .arg("run")
         .args(args)
         .args(outputs.flags())
-        .env("ROOMFLOW_LOG", "error")
+        .env("ROOMFLOW_LOG", level)
         .spawn()
         .unwrap();
     Job(child)
@@ -328,10 +335,82 @@ fn two_processes_share_the_partitions_and_agree_with_a_replay() {
     assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 }
 
+/// Waits until the room averages rebuilt from `alpha` count at least `readings`.
+fn wait_for_applied(alpha: &str, readings: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let applied = applied_so_far(alpha);
+        if applied >= readings {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {applied} of {readings} readings reached alpha"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn partitions_added_to_a_topic_while_running_are_read() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = ["--late", "0", "--malformed", "0"];
+    let first = simulate(
+        dir.path(),
+        "first.jsonl",
+        &[&["--rooms", "4", "--readings", "2000"][..], &quiet].concat(),
+    );
+    // Later than the first recording, and with more rooms, so the grown topic spreads them over
+    // its new partitions too.
+    let second = simulate(
+        dir.path(),
+        "second.jsonl",
+        &[
+            &["--rooms", "12", "--readings", "6000", "--seed", "2"][..],
+            &["--start", "1700003600000"],
+            &quiet,
+        ]
+        .concat(),
+    );
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
+    publish(&first, &topic, "1");
+    // The second recording, published at full speed, spans ten minutes of event time in a
+    // fraction of a second. Partitions at their end hold no time back, so the job's time may run
+    // ahead with one partition's share of it before the others deliver theirs: a lateness of an
+    // hour keeps those readings on time (live input would be seconds apart, not minutes).
+    let mut job = spawn_job_logging(
+        &[
+            &["--topics", &topic, "--discover-interval", "500ms"][..],
+            &["--lateness", "1h", "-w", "2"],
+        ]
+        .concat(),
+        &outputs,
+        "warn",
+    );
+    // Everything but the last tick of the first recording is out before the topic grows.
+    wait_for_applied(&outputs.alpha, 2000 - 10);
+
+    add_partitions(&topic, 3);
+    publish(&second, &topic, "3");
+    let published = read_topic(&topic);
+    for partition in [1, 2] {
+        assert!(
+            published.iter().any(|r| r.partition == partition),
+            "nothing was published to the new partition {partition}"
+        );
+    }
+    wait_for_applied(&outputs.alpha, 8000 - 30);
+
+    assert!(job.terminate(), "the job did not stop cleanly");
+    let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
+    assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
+}
+
 #[test]
 fn topics_that_appear_while_running_are_read() {
-    // The local broker cannot add partitions to a topic (no CreatePartitions), so this adds a
-    // topic matching the pattern: its partitions reach the job the same way, by discovery.
+    // A topic matching the pattern, created while the job runs: its partitions reach the job
+    // by discovery, as the partitions added to a topic do.
     require_broker();
     let dir = tempfile::tempdir().unwrap();
     let first = simulate(
@@ -394,21 +473,7 @@ fn topics_that_appear_while_running_are_read() {
         ],
         &outputs,
     );
-    let wait_for = |readings: i64| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
-            let applied = applied_so_far(&outputs.alpha);
-            if applied >= readings {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {applied} of {readings} readings reached alpha"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-    };
-    wait_for(2000 - 10);
+    wait_for_applied(&outputs.alpha, 2000 - 10);
 
     ok(&[
         "publish",
@@ -420,7 +485,7 @@ fn topics_that_appear_while_running_are_read() {
         "--brokers",
         &brokers,
     ]);
-    wait_for(6000 - 20);
+    wait_for_applied(&outputs.alpha, 6000 - 20);
 
     assert!(job.terminate(), "the job did not stop cleanly");
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));

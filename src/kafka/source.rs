@@ -24,7 +24,7 @@
 //! non-empty, and it also wakes itself periodically to notice new partitions and stop requests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use roomflow_dataflows::{Horizon, Time};
 use timely::container::CapacityContainerBuilder;
@@ -57,6 +57,13 @@ use metrics::gauge;
 /// How often the source wakes without data: to notice new partitions, stop requests, and the
 /// progress of other workers.
 const TICK: Duration = Duration::from_millis(10);
+
+/// Where one partition's messages wait to be read: its own queue, and any that librdkafka
+/// delivered on the consumer's queue instead (kept in offset order, read first).
+struct Inbox {
+    queue: PartitionQueue<QuietEof>,
+    strays: VecDeque<OwnedMessage>,
+}
 
 /// Where to start reading partitions present when the job starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -190,7 +197,7 @@ pub fn kafka_source<'s>(
         let consumer = state.borrow().consumer.clone();
         let end_probe = state.borrow().end_probe.clone();
         let mut readers: Vec<PartitionReader> = Vec::new();
-        let mut queues: Vec<PartitionQueue<QuietEof>> = Vec::new();
+        let mut inboxes: Vec<Inbox> = Vec::new();
         let mut owned: BTreeSet<Partition> = BTreeSet::new();
         let mut seen_generation = 0;
         let mut listed = false;
@@ -218,8 +225,34 @@ pub fn kafka_source<'s>(
 
             // Errors and events of the client (not messages: those wait in partition queues).
             while let Some(event) = consumer.poll(Duration::ZERO) {
-                if let Err(error) = event {
-                    tracing::warn!(%error, "Kafka consumer");
+                match event {
+                    Err(error) => tracing::warn!(%error, "Kafka consumer"),
+                    // Every partition has a queue of its own, split off before it was assigned,
+                    // so librdkafka should never deliver a message here; if it does, the message
+                    // is read in its partition's turn rather than lost.
+                    Ok(message) => {
+                        let at = readers.iter().position(|reader| {
+                            reader.partition.topic == message.topic()
+                                && reader.partition.partition == message.partition()
+                        });
+                        let Some(at) = at else {
+                            tracing::error!(
+                                topic = message.topic(),
+                                partition = message.partition(),
+                                offset = message.offset(),
+                                "a message of a partition this worker does not read; left unread"
+                            );
+                            continue;
+                        };
+                        if inboxes[at].strays.is_empty() {
+                            tracing::warn!(
+                                partition = %readers[at].partition,
+                                offset = message.offset(),
+                                "a message arrived on the consumer's queue, not its partition's; read in order"
+                            );
+                        }
+                        inboxes[at].strays.push_back(message.detach());
+                    }
                 }
             }
 
@@ -257,7 +290,10 @@ pub fn kafka_source<'s>(
                             resumed_phase(&end_probe, partition, position.next)
                         });
                         // Its queue beside it: a message borrows the queue while the reader admits it.
-                        queues.push(queue);
+                        inboxes.push(Inbox {
+                            queue,
+                            strays: VecDeque::new(),
+                        });
                         readers.push(PartitionReader::new(
                             partition.clone(),
                             resumed,
@@ -335,7 +371,7 @@ pub fn kafka_source<'s>(
                 let count = readers.len();
                 for step in 0..count {
                     let reader = &mut readers[(next_reader + step) % count];
-                    let queue = &queues[(next_reader + step) % count];
+                    let inbox = &mut inboxes[(next_reader + step) % count];
                     let end = reader.fetched_end(consumer.client().native_ptr());
                     // A resumed partition that says nothing may be at its end: ask again now and
                     // then (the first answer may have timed out on a busy broker).
@@ -349,7 +385,12 @@ pub fn kafka_source<'s>(
                         }
                     }
                     while handled < options.batch {
-                        let message = match queue.poll(Duration::ZERO) {
+                        let stray = inbox.strays.pop_front();
+                        let polled;
+                        let (offset, key, payload) = if let Some(stray) = &stray {
+                            (stray.offset(), stray.key(), stray.payload())
+                        } else {
+                            polled = match inbox.queue.poll(Duration::ZERO) {
                             None => {
                                 // Caught up, even if the broker sends no end-of-partition event
                                 // (some do not, to a consumer that started at the end).
@@ -371,14 +412,16 @@ pub fn kafka_source<'s>(
                                 continue;
                             }
                             Some(Ok(message)) => message,
+                            };
+                            (polled.offset(), polled.key(), polled.payload())
                         };
                         handled += 1;
                         idle_since = None;
-                        state.offsets.consumed(&reader.partition, message.offset() + 1);
+                        state.offsets.consumed(&reader.partition, offset + 1);
                         let incoming = Incoming {
-                            offset: message.offset(),
-                            key: message.key(),
-                            payload: message.payload().unwrap_or_default(),
+                            offset,
+                            key,
+                            payload: payload.unwrap_or_default(),
                         };
                         let effect = reader.admit(
                             incoming,

@@ -1,5 +1,6 @@
 //! Creating topics that do not exist yet, through the admin API: brokers without automatic topic
-//! creation (the local stand-in has none; production clusters often disable it) must just work.
+//! creation (roomflow's docker-compose and local broker turn it off, as production clusters
+//! often do) must just work.
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

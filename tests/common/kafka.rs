@@ -1,6 +1,7 @@
-//! Helpers for the tests against a Kafka-protocol broker: the address (`KAFKA_BROKERS`, else the
-//! local stand-in that `scripts/kafka.sh start` runs), unique topic names (the stand-in must
-//! never delete topics), and reading a whole topic back.
+//! Helpers for the tests against a Kafka broker: the address (`KAFKA_BROKERS`, which
+//! `scripts/test.sh` sets to the Apache Kafka it starts, else the one `scripts/kafka.sh start`
+//! runs), unique topic names (tests run at the same time, and again against the same broker when
+//! `KAFKA_BROKERS` names one), creating and growing topics, and reading a whole topic back.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -151,6 +152,21 @@ pub fn apply_changes(records: &[Record]) -> BTreeMap<(String, String), Value> {
         }
     }
     state
+}
+
+/// Grows `topic` to `total` partitions (CreatePartitions), as an operator would while the job runs.
+pub fn add_partitions(topic: &str, total: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let grown = futures_executor::block_on(admin.create_partitions(
+        &[NewPartitions::new(topic, total)],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .unwrap();
+    assert!(grown.iter().all(Result::is_ok), "{grown:?}");
 }
 
 /// Publishes `input` to `topic` with `roomflow publish`, creating it with `partitions`.
