@@ -223,7 +223,7 @@ pub fn kafka_source<'s>(
             activator.activate_after(TICK);
             let mut state = state.borrow_mut();
 
-            // Errors and events of the client (not messages: those wait in partition queues).
+            // Errors and events of the client (messages wait in partition queues, but see below).
             while let Some(event) = consumer.poll(Duration::ZERO) {
                 match event {
                     Err(error) => tracing::warn!(%error, "Kafka consumer"),
@@ -391,27 +391,27 @@ pub fn kafka_source<'s>(
                             (stray.offset(), stray.key(), stray.payload())
                         } else {
                             polled = match inbox.queue.poll(Duration::ZERO) {
-                            None => {
-                                // Caught up, even if the broker sends no end-of-partition event
-                                // (some do not, to a consumer that started at the end).
-                                if reader.phase != Phase::CaughtUp
-                                    && reader.next_offset.zip(end).is_some_and(|(next, end)| next >= end)
-                                {
+                                None => {
+                                    // Caught up, even if the broker sends no end-of-partition event
+                                    // (some do not, to a consumer that started at the end).
+                                    if reader.phase != Phase::CaughtUp
+                                        && reader.next_offset.zip(end).is_some_and(|(next, end)| next >= end)
+                                    {
+                                        reader.phase = Phase::CaughtUp;
+                                        reader.needs_catch_up = true;
+                                    }
+                                    break;
+                                }
+                                Some(Err(KafkaError::PartitionEOF(_))) => {
                                     reader.phase = Phase::CaughtUp;
                                     reader.needs_catch_up = true;
+                                    continue;
                                 }
-                                break;
-                            }
-                            Some(Err(KafkaError::PartitionEOF(_))) => {
-                                reader.phase = Phase::CaughtUp;
-                                reader.needs_catch_up = true;
-                                continue;
-                            }
-                            Some(Err(error)) => {
-                                tracing::warn!(partition = %reader.partition, %error, "Kafka consumer");
-                                continue;
-                            }
-                            Some(Ok(message)) => message,
+                                Some(Err(error)) => {
+                                    tracing::warn!(partition = %reader.partition, %error, "Kafka consumer");
+                                    continue;
+                                }
+                                Some(Ok(message)) => message,
                             };
                             (polled.offset(), polled.key(), polled.payload())
                         };
