@@ -242,6 +242,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         streams.positions.clone(),
                         streams.marks.clone(),
                         state,
+                        resume.positions.clone(),
                         complete_checkpoint.clone(),
                     );
                     analytics_resumed(readings, restored, settings)
