@@ -45,6 +45,8 @@ fn main() {
     }
     consumer.assign(&list).expect("assign");
     let mut latencies: Vec<i64> = Vec::new();
+    // The slowest change and its reading's event time, to tell a stall from a steady delay.
+    let mut slowest: (i64, i64) = (i64::MIN, 0);
     let mut ended = BTreeSet::new();
     while ended.len() < partitions.len() {
         match consumer.poll(Duration::from_millis(100)) {
@@ -66,6 +68,7 @@ fn main() {
                 let ts = change["key"]["ts"].as_i64().expect("ts");
                 if (from..until).contains(&ts) {
                     latencies.push(produced - ts);
+                    slowest = slowest.max((produced - ts, ts));
                 }
             }
         }
@@ -77,10 +80,11 @@ fn main() {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     println!(
-        "latency over {} readings (event time → change produced to alpha): p50 {} ms, p99 {} ms, max {} ms",
+        "latency over {} readings (event time → change produced to alpha): p50 {} ms, p99 {} ms, max {} ms (a reading {:.1} s into the window)",
         latencies.len(),
         at(0.5),
         at(0.99),
-        latencies[latencies.len() - 1]
+        latencies[latencies.len() - 1],
+        (slowest.1 - from) as f64 / 1000.0
     );
 }

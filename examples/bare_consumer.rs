@@ -1,11 +1,20 @@
-//! The yardstick of `scripts/bench-kafka.sh`: a bare rdkafka consumer that reads a whole topic
-//! (every partition, from the beginning, until the end) and does nothing with the messages.
+//! The yardsticks of `scripts/bench-kafka.sh`: a bare consumer that reads a whole topic (every
+//! partition, from the beginning, until the end) and does nothing with the messages, in one of
+//! two ways:
 //!
-//! `cargo run --release --example bare_consumer -- BROKERS TOPIC`
+//! - `poll` (the default): the rdkafka crate's `BaseConsumer::poll`, one message per call, as
+//!   roomflow's source reads its partition queues;
+//! - `batch`: librdkafka's own batch call, `rd_kafka_consume_batch_queue`, up to 10,000 messages
+//!   per call, as kcat reads (the queue is locked once per batch, not once per message).
+//!
+//! The gap between the two is what reading message by message through the crate costs.
+//!
+//! `cargo run --release --example bare_consumer -- BROKERS TOPIC [poll|batch]`
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -13,9 +22,15 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, brokers, topic] = &args[..] else {
-        eprintln!("usage: bare_consumer BROKERS TOPIC");
-        std::process::exit(2);
+    let (brokers, topic, mode) = match &args[..] {
+        [_, brokers, topic] => (brokers, topic, "poll"),
+        [_, brokers, topic, mode] if mode == "poll" || mode == "batch" => {
+            (brokers, topic, mode.as_str())
+        }
+        _ => {
+            eprintln!("usage: bare_consumer BROKERS TOPIC [poll|batch]");
+            std::process::exit(2);
+        }
     };
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -39,9 +54,22 @@ fn main() {
     }
     let started = Instant::now();
     consumer.assign(&list).expect("assign");
+    let (messages, bytes) = match mode {
+        "batch" => read_in_batches(&consumer, partitions.len()),
+        _ => read_one_by_one(&consumer, partitions.len()),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "bare consumer ({mode}): {messages} messages ({bytes} bytes) in {seconds:.2} s: {:.0} messages/s",
+        messages as f64 / seconds
+    );
+}
+
+/// Messages and payload bytes until every partition has reported its end, one `poll` each.
+fn read_one_by_one(consumer: &BaseConsumer, partitions: usize) -> (u64, u64) {
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut ended = BTreeSet::new();
-    while ended.len() < partitions.len() {
+    while ended.len() < partitions {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -55,9 +83,40 @@ fn main() {
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "bare consumer: {messages} messages ({bytes} bytes) in {seconds:.2} s: {:.0} messages/s",
-        messages as f64 / seconds
-    );
+    (messages, bytes)
+}
+
+/// The same through `rd_kafka_consume_batch_queue` on the consumer's queue.
+fn read_in_batches(consumer: &BaseConsumer, partitions: usize) -> (u64, u64) {
+    const BATCH: usize = 10_000;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut ended = BTreeSet::new();
+    let mut batch: Vec<*mut rdsys::rd_kafka_message_t> = vec![std::ptr::null_mut(); BATCH];
+    // SAFETY: the client outlives the queue handle, destroyed below; every message the batch
+    // call returns is read once and then destroyed.
+    unsafe {
+        let queue = rdsys::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
+        assert!(!queue.is_null(), "the consumer has a queue");
+        while ended.len() < partitions {
+            let got = rdsys::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), BATCH);
+            assert!(got >= 0, "consume_batch_queue failed");
+            for &message in &batch[..got as usize] {
+                let m = &*message;
+                match m.err {
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
+                        ended.remove(&m.partition);
+                        messages += 1;
+                        bytes += m.len as u64;
+                    }
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
+                        ended.insert(m.partition);
+                    }
+                    error => eprintln!("consumer error {error:?}"),
+                }
+                rdsys::rd_kafka_message_destroy(message);
+            }
+        }
+        rdsys::rd_kafka_queue_destroy(queue);
+    }
+    (messages, bytes)
 }

@@ -8,19 +8,22 @@
 # 1. throughput: BENCH_READINGS (default 1M) simulated readings of 100 rooms, published once to
 #    a topic of 4 partitions, then read from the beginning until caught up by, in turn: kcat
 #    (Debian's librdkafka client, to /dev/null: the independent baseline), examples/bare_consumer
-#    (the rdkafka crate's poll loop, doing nothing), `roomflow run -w 1` and `-w 2` (each with its
-#    own group and alpha topic). BENCH_RUNS rounds (default 2); each job is reported against the
+#    in its two modes (librdkafka's batch call, as kcat reads; the rdkafka crate's poll, one
+#    message per call, as roomflow's source reads; both doing nothing), `roomflow run -w 1` and
+#    `-w 2` (each with its own group and alpha topic, its consumer-lag gauge sampled). BENCH_RUNS rounds (default 2); each job is reported against the
 #    kcat of its own round, with the alpha messages it produced per reading.
 # 2. live: for each rate of BENCH_RATES (default "5000 20000 50000 75000 100000") readings/s, a
 #    fresh topic of 4 partitions fed by `roomflow simulate` for BENCH_SECONDS (default 60) while
 #    `roomflow run -w 2` reads it: the rate the simulator achieved; the latency from each
 #    reading's produce time to its temperature delta produced to alpha (p50/p99/max, the first
-#    10 s left out as warm-up); the job's consumer lag (its own gauge, summed over partitions,
+#    10 s left out as warm-up and the last second as the end of the stream); the job's consumer lag (its own gauge, summed over partitions,
 #    sampled every 2 s) at most in each half of the run. A rate is sustained when the simulator
 #    achieved it (≥ 95 %) and the lag of the second half is no higher than the first half's plus
 #    a quarter second of input: the lag is bounded, not growing.
 #
-# BENCH_ONLY=throughput|live runs one part. Extra arguments go to every `roomflow run`
+# BENCH_ONLY=throughput|live runs one part; BENCH_WORKERS (default "1 2") the job's worker counts;
+# BENCH_METRICS=0 runs the throughput jobs without --metrics (and without sampling the lag), to
+# measure what the instrumentation costs. Extra arguments go to every `roomflow run`
 # (e.g. --tick 1s). Needs kcat for the baseline (apt-get install kcat); without it the bare
 # consumer is the baseline, which says so. Work files in BENCH_DIR (default target/bench-kafka).
 set -euo pipefail
@@ -66,6 +69,13 @@ cpu() { awk -v t="$1" -v hz="$TICKS" -v ms="$2" 'BEGIN { printf "%.2f s (%.0f %%
 broker_cpu() { if [[ -n "$BROKER_PID" ]]; then cpu "$1" "$2"; else echo "n/a (not local)"; fi; }
 # Messages in a topic: the sum of its partitions' high watermarks (nothing is deleted here).
 count() { ((HAVE_KCAT)) || { echo 0; return; }; kcat -b "$BROKERS" -Q $(for p in $(seq 0 $(($2 - 1))); do echo -t "$1:$p:-1"; done) | awk '{ n += $NF } END { print n }'; }
+METRICS_PORT="${BENCH_METRICS_PORT:-19611}"
+# The job's consumer lag from its own gauge, read in one scrape: the sum over partitions, then
+# the largest of one partition (the source coarsens stamps above --catch-up-lag, 10,000).
+lag() {
+  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+    awk '/^roomflow_kafka_consumer_lag_messages/ { n += $NF; if ($NF > m) m = $NF } END { print n + 0, m + 0 }'
+}
 HAVE_KCAT=1
 command -v kcat >/dev/null || { HAVE_KCAT=0; echo "kcat not found (apt-get install kcat): the bare consumer is the baseline"; }
 
@@ -86,40 +96,53 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
       baseline=$(awk -v n="$messages" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
       echo "kcat to /dev/null:      $baseline messages/s ($(awk -v ms="$ms" 'BEGIN{printf "%.2f", ms/1000}') s); broker CPU $(broker_cpu $((b1 - b0)) "$ms")"
     fi
-    b0=$(broker_ticks)
-    bare="$(target/release/examples/bare_consumer "$BROKERS" "$TOPIC")"
-    b1=$(broker_ticks)
-    bare_rate="$(sed -n 's/.*: \([0-9]*\) messages\/s.*/\1/p' <<<"$bare")"
-    bare_ms="$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' <<<"$bare" | awk '{ printf "%.0f", $1 * 1000 }')"
-    ((baseline > 0)) || baseline=$bare_rate
-    echo "bare rdkafka consumer:  $bare_rate messages/s ($(awk -v a="$bare_rate" -v b="$baseline" 'BEGIN{printf "%.0f", 100*a/b}') % of the baseline); broker CPU $(broker_cpu $((b1 - b0)) "$bare_ms")"
+    bare_rate=0
+    for mode in batch poll; do
+      b0=$(broker_ticks)
+      bare="$(target/release/examples/bare_consumer "$BROKERS" "$TOPIC" "$mode")"
+      b1=$(broker_ticks)
+      rate="$(sed -n 's/.*: \([0-9]*\) messages\/s.*/\1/p' <<<"$bare")"
+      ms="$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' <<<"$bare" | awk '{ printf "%.0f", $1 * 1000 }')"
+      ((rate > bare_rate)) && bare_rate=$rate
+      ((baseline > 0)) || baseline=$rate
+      printf "bare consumer (%-5s): %s messages/s (%s %% of the baseline); broker CPU %s\n" "$mode" "$rate" \
+        "$(awk -v a="$rate" -v b="$baseline" 'BEGIN{printf "%.0f", 100*a/b}')" "$(broker_cpu $((b1 - b0)) "$ms")"
+    done
     IDLE=1
     for workers in ${BENCH_WORKERS:-1 2}; do
+      # The job's own lag gauge, sampled while it runs: it must show the backlog (about all of
+      # the topic at first), not a false 0.
+      : >"$DIR/lag-throughput.txt"
+      metrics=()
+      SAMPLER=""
+      if [[ "${BENCH_METRICS:-1}" == 1 ]]; then
+        metrics=(--metrics "127.0.0.1:$METRICS_PORT")
+        (while sleep 0.5; do lag >>"$DIR/lag-throughput.txt"; done) &
+        SAMPLER=$!
+      fi
       alpha="bench-alpha-$RUN_ID-r$round-w$workers"
       b0=$(broker_ticks); start=$(now_ms)
       TIMEFORMAT='%U %S'
       { time "$BIN" run --topics "$TOPIC" --alpha-topic "$alpha" \
         --dead-letter-topic "bench-dead-$RUN_ID-r$round-w$workers" --group "bench-$RUN_ID-r$round-w$workers" \
-        --exit-when-idle "${IDLE}s" -w "$workers" "$@" 2>"$DIR/run.log"; } 2>"$DIR/time.txt"
+        --exit-when-idle "${IDLE}s" -w "$workers" "${metrics[@]}" "$@" \
+        2>"$DIR/run.log"; } 2>"$DIR/time.txt"
       end=$(now_ms); b1=$(broker_ticks)
+      [[ -z "$SAMPLER" ]] || { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
       # Start to caught up: the wall time without the idle wait at the end (the broker's CPU
       # in that second is near nothing).
       busy=$((end - start - IDLE * 1000))
       job_ticks=$(awk -v hz="$TICKS" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/time.txt")
       out=$(count "$alpha" 4)
-      awk -v n="$messages" -v ms="$busy" -v w="$workers" -v base="$baseline" -v out="$out" \
-        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, ms / 1000, out / n }'
+      awk -v n="$messages" -v ms="$busy" -v w="$workers" -v base="$baseline" -v bare="$bare_rate" -v out="$out" \
+        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline, %.0f %% of the faster bare consumer) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, 100 * r / bare, ms / 1000, out / n }'
       echo "; job CPU $(cpu "$job_ticks" "$busy"), broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
+      [[ -z "$SAMPLER" ]] || echo "  its consumer-lag gauge: at most $(cut -d' ' -f1 "$DIR/lag-throughput.txt" | sort -n | tail -1) messages over $(wc -l <"$DIR/lag-throughput.txt") samples, last $(tail -1 "$DIR/lag-throughput.txt" | cut -d' ' -f1)"
     done
   done
 fi
 
 [[ "$ONLY" == all || "$ONLY" == live ]] || exit 0
-METRICS_PORT="${BENCH_METRICS_PORT:-19611}"
-lag() {
-  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
-    awk '/^roomflow_kafka_consumer_lag_messages/ { n += $NF } END { print n + 0 }'
-}
 for rate in $RATES; do
   echo "== live: $rate readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
   live="live-$RUN_ID-$rate"
@@ -149,11 +172,16 @@ for rate in $RATES; do
   wall=$((ended - began))
   produced=$(sed -n 's/^produced \([0-9]*\) simulated lines.* in \([0-9.]*\) s$/\1 \2/p' "$DIR/simulate.log")
   achieved=$(awk '{ printf "%.0f", $1 / $2 }' <<<"$produced")
-  latency=$(target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) $((ended - 1000)) 2>&1 || true)
+  # Readings of the simulator's last second are left out too: the newest tick of a stream that
+  # stops stays open until the job is stopped (nothing newer completes it), which says nothing
+  # about the latency of a stream that goes on.
+  latency=$(target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) $((began + (SECONDS_LIVE - 1) * 1000)) 2>&1 || true)
   read -r first second <<<"$(awk -v half=$((wall / 2)) '$1 < half { if ($2 > a) a = $2 } $1 >= half { if ($2 > b) b = $2 } END { print a + 0, b + 0 }' "$DIR/lag.txt")"
   verdict=$(awk -v r="$rate" -v got="$achieved" -v a="$first" -v b="$second" \
     'BEGIN { if (got < 0.95 * r) print "not sustained: the simulator achieved only " got "/s"; else if (b > a + r / 4) print "not sustained: lag grows"; else print "sustained" }')
   echo "simulator achieved $achieved readings/s; ${latency#latency }"
-  echo "consumer lag at most $first messages in the first half, $second in the second: $verdict"
+  echo "alpha: $(awk -v out="$(count "$alpha" 4)" -v n="$(cut -d' ' -f1 <<<"$produced")" 'BEGIN { printf "%.2f", out / n }') messages per reading"
+  echo "consumer lag at most $first messages in the first half, $second in the second: $verdict;" \
+    "one partition's at most $(awk '$3 > m { m = $3 } END { print m + 0 }' "$DIR/lag.txt")"
   echo "job CPU $(cpu $((j1 - j0)) "$wall"), broker CPU $(broker_cpu $((b1 - b0)) "$wall")"
 done

@@ -127,5 +127,5 @@ PY
   plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
   plain "$DIR/restart.log" | grep -o 'resuming from the checkpoint.*' | head -1
   plain "$DIR/restart.log" | grep -o 'messages=[0-9]*' | tail -1
-  echo "restart: $elapsed s from start to caught up and written (target < 5 s)"
+  echo "restart: $elapsed s from start to caught up and written (target ≤ 2 s)"
 fi

@@ -154,9 +154,10 @@ impl PartitionReader {
 
 /// A client of its own for asking where partitions end. The question is asked from a worker
 /// thread and blocks it until answered: on the consumer's connection it would queue behind the
-/// fetch the broker is holding (a broker answers one request per connection at a time, and holds
-/// a fetch of partitions at their end for up to `fetch.wait.max.ms`), stalling the worker that
-/// long; on a connection of its own it takes one round trip.
+/// fetch the broker is holding (Kafka processes one request per connection at a time, in order,
+/// as its protocol guide states, and holds a fetch of partitions at their end for up to
+/// `fetch.wait.max.ms`, 500 ms by default), stalling the worker that long; on a connection of
+/// its own it takes one round trip.
 pub type EndProbe = rdkafka::consumer::BaseConsumer;
 
 /// The phase of a partition resumed at `next`: caught up if it ends there (brokers need not send
