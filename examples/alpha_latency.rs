@@ -5,13 +5,11 @@
 //! `cargo run --release --example alpha_latency -- BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS`
 //! (only readings with FROM_MS <= ts < UNTIL_MS count: leave out the warm-up and the stop).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+use roomflow::kafka::read::read_to_end;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,56 +21,27 @@ fn main() {
         from.parse().expect("FROM_MS"),
         until.parse().expect("UNTIL_MS"),
     );
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "alpha-latency")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    let mut list = TopicPartitionList::new();
-    for partition in &partitions {
-        list.add_partition_offset(topic, *partition, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
     let mut latencies: Vec<i64> = Vec::new();
     // The slowest change and its reading's event time, to tell a stall from a steady delay.
     let mut slowest: (i64, i64) = (i64::MIN, 0);
-    let mut ended = BTreeSet::new();
-    while ended.len() < partitions.len() {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ended.insert(partition);
-            }
-            Some(Err(error)) => eprintln!("{error}"),
-            Some(Ok(message)) => {
-                ended.remove(&message.partition());
-                let Some(produced) = message.timestamp().to_millis() else {
-                    continue;
-                };
-                let change: serde_json::Value =
-                    serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
-                if change["collection"] != "temperature_deltas" || change["operation"] != "upsert" {
-                    continue;
-                }
-                let ts = change["key"]["ts"].as_i64().expect("ts");
-                if (from..until).contains(&ts) {
-                    latencies.push(produced - ts);
-                    slowest = slowest.max((produced - ts, ts));
-                }
-            }
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    read_to_end(config, topic, Duration::from_secs(600), |message| {
+        let Some(produced) = message.timestamp().to_millis() else {
+            return;
+        };
+        let change: serde_json::Value =
+            serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
+        if change["collection"] != "temperature_deltas" || change["operation"] != "upsert" {
+            return;
         }
-    }
+        let ts = change["key"]["ts"].as_i64().expect("ts");
+        if (from..until).contains(&ts) {
+            latencies.push(produced - ts);
+            slowest = slowest.max((produced - ts, ts));
+        }
+    })
+    .expect("reading alpha");
     if latencies.is_empty() {
         eprintln!("no temperature_deltas upserts for readings in the window");
         std::process::exit(1);

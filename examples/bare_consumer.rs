@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use roomflow::kafka::read::read_to_end;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,6 +31,32 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let started = Instant::now();
+    let (messages, bytes) = match mode {
+        "batch" => read_in_batches(brokers, topic),
+        _ => {
+            // roomflow's own reader of a whole topic: `BaseConsumer::poll`, one message a call.
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", brokers);
+            let mut bytes = 0u64;
+            let messages = read_to_end(config, topic, Duration::from_secs(3600), |message| {
+                bytes += message.payload_len() as u64;
+            })
+            .expect("reading the topic");
+            (messages, bytes)
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "bare consumer ({mode}): {messages} messages ({bytes} bytes) in {seconds:.2} s: {:.0} messages/s",
+        messages as f64 / seconds
+    );
+}
+
+/// Messages and payload bytes of every partition of `topic`, from the beginning until each has
+/// reported its end, through `rd_kafka_consume_batch_queue` on the consumer's queue.
+fn read_in_batches(brokers: &str, topic: &str) -> (u64, u64) {
+    const BATCH: usize = 10_000;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bare-consumer")
@@ -52,43 +77,7 @@ fn main() {
         list.add_partition_offset(topic, *partition, Offset::Beginning)
             .expect("offset");
     }
-    let started = Instant::now();
     consumer.assign(&list).expect("assign");
-    let (messages, bytes) = match mode {
-        "batch" => read_in_batches(&consumer, partitions.len()),
-        _ => read_one_by_one(&consumer, partitions.len()),
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "bare consumer ({mode}): {messages} messages ({bytes} bytes) in {seconds:.2} s: {:.0} messages/s",
-        messages as f64 / seconds
-    );
-}
-
-/// Messages and payload bytes until every partition has reported its end, one `poll` each.
-fn read_one_by_one(consumer: &BaseConsumer, partitions: usize) -> (u64, u64) {
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    let mut ended = BTreeSet::new();
-    while ended.len() < partitions {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ended.insert(partition);
-            }
-            Some(Err(error)) => eprintln!("{error}"),
-            Some(Ok(message)) => {
-                ended.remove(&message.partition());
-                messages += 1;
-                bytes += message.payload_len() as u64;
-            }
-        }
-    }
-    (messages, bytes)
-}
-
-/// The same through `rd_kafka_consume_batch_queue` on the consumer's queue.
-fn read_in_batches(consumer: &BaseConsumer, partitions: usize) -> (u64, u64) {
-    const BATCH: usize = 10_000;
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut ended = BTreeSet::new();
     let mut batch: Vec<*mut rdsys::rd_kafka_message_t> = vec![std::ptr::null_mut(); BATCH];
@@ -97,7 +86,7 @@ fn read_in_batches(consumer: &BaseConsumer, partitions: usize) -> (u64, u64) {
     unsafe {
         let queue = rdsys::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
         assert!(!queue.is_null(), "the consumer has a queue");
-        while ended.len() < partitions {
+        while ended.len() < partitions.len() {
             let got = rdsys::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), BATCH);
             assert!(got >= 0, "consume_batch_queue failed");
             for &message in &batch[..got as usize] {

@@ -45,6 +45,9 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
+// Parsed once at start and moved into its command: the size difference between the variants
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Replay recorded readings (files, directories, `-` for stdin) through the dataflow.
     #[command(disable_help_flag = true)]
@@ -201,8 +204,8 @@ pub struct ReplayArgs {
     #[arg(long, requires = "out", env = "ROOMFLOW_CHANGES")]
     pub changes: bool,
     /// Show a progress bar: auto (on a terminal), always, never.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"], env = "ROOMFLOW_PROGRESS")]
-    pub progress: String,
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "ROOMFLOW_PROGRESS")]
+    pub progress: Progress,
     /// Input events a worker handles per scheduling step.
     #[arg(long, default_value_t = 32768, hide = true, env = "ROOMFLOW_BATCH")]
     pub batch: usize,
@@ -218,6 +221,28 @@ pub struct ReplayArgs {
 
 fn millis(duration: Duration, flag: &str) -> anyhow::Result<i64> {
     i64::try_from(duration.as_millis()).with_context(|| format!("{flag} is too long"))
+}
+
+/// When to show a progress bar (`--progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Progress {
+    /// Whether to show the bar here.
+    pub fn show(self) -> bool {
+        match self {
+            Progress::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            Progress::Always => true,
+            Progress::Never => false,
+        }
+    }
 }
 
 /// Window, lateness and tick in milliseconds, checked.
@@ -398,8 +423,8 @@ pub struct PublishArgs {
     #[arg(long, value_parser = positive, env = "ROOMFLOW_SPEED")]
     pub speed: Option<f64>,
     /// Show a progress bar: auto (on a terminal), always, never.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"], env = "ROOMFLOW_PROGRESS")]
-    pub progress: String,
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "ROOMFLOW_PROGRESS")]
+    pub progress: Progress,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Print help.
@@ -438,9 +463,6 @@ pub struct SimulateArgs {
     /// they are produced at).
     #[arg(long, default_value_t = 1_700_000_000_000, env = "ROOMFLOW_START")]
     pub start: i64,
-    /// Kafka bootstrap servers for live mode (with --topic).
-    #[arg(long, default_value = "localhost:9092", env = "KAFKA_BROKERS")]
-    pub brokers: String,
     /// Produce live to this Kafka topic instead of writing lines, until stopped (or until
     /// --readings); created with --partitions if it does not exist.
     #[arg(long, conflicts_with_all = ["out", "shards"], env = "ROOMFLOW_TOPIC")]
@@ -451,9 +473,9 @@ pub struct SimulateArgs {
     /// Partitions of the topic, if it is created.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), env = "ROOMFLOW_PARTITIONS")]
     pub partitions: i32,
-    /// A librdkafka property, KEY=VALUE, for the live producer. Repeatable.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = crate::kafka::config::property, env = "ROOMFLOW_KAFKA_PROPERTIES", value_delimiter = ';')]
-    pub properties: Vec<(String, String)>,
+    /// The brokers of live mode (with --topic) and the live producer's properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,

@@ -5,7 +5,6 @@
 //! are produced unchanged and without a key: the job's dead-letter topic is where they belong,
 //! and publishing them is how it is exercised. Nothing is judged late here; that is the job's call.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,11 +96,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 
     let total_bytes: u64 = inputs.iter().map(|input| input.size).sum();
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let show_progress = match args.progress.as_str() {
-        "always" => true,
-        "never" => false,
-        _ => std::io::stderr().is_terminal(),
-    };
+    let show_progress = args.progress.show();
     let bar = show_progress.then(|| {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
@@ -112,11 +107,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
         );
         bar
     });
-    let pacing = args.speed.map(|speed| Pacing {
-        origin: first_event_time(&inputs).unwrap_or(0),
-        start: Instant::now(),
-        speed,
-    });
+    let pacing = args
+        .speed
+        .map(|speed| Pacing::starting_now(first_event_time(&inputs).unwrap_or(0), speed));
 
     let valid = Arc::new(ValidRanges::new(&[]));
     let streams: Vec<LineStream> = inputs

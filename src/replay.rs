@@ -1,6 +1,5 @@
 //! `roomflow replay`: recorded files → the dataflows → files and a summary.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -105,17 +104,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let mongo_progress: Arc<Mutex<Vec<Arc<WriterProgress>>>> = Arc::default();
 
-    let pacing = match args.speed {
-        Some(speed) => {
-            let origin = first_event_time(&inputs).unwrap_or(0);
-            Some(Pacing {
-                origin,
-                start: Instant::now(),
-                speed,
-            })
-        }
-        None => None,
-    };
+    let pacing = args
+        .speed
+        .map(|speed| Pacing::starting_now(first_event_time(&inputs).unwrap_or(0), speed));
 
     let shares = assign(&inputs, peers);
     let local_bytes: u64 = shares[process * workers..(process + 1) * workers]
@@ -125,11 +116,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .sum();
     let bytes_read = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
-    let show_progress = match args.progress.as_str() {
-        "always" => true,
-        "never" => false,
-        _ => std::io::stderr().is_terminal(),
-    };
+    let show_progress = args.progress.show();
     let progress_thread =
         show_progress.then(|| spawn_progress(local_bytes, bytes_read.clone(), finished.clone()));
 

@@ -9,8 +9,8 @@ use metrics::{counter, Counter};
 use roomflow_dataflows::{Admission, Horizon, Reading, Time};
 
 use super::partition::{note_backlog, PartitionReader, Phase};
+use super::position::PartitionPosition;
 use super::source::SourceCounts;
-use crate::recovery::checkpoint::PartitionPosition;
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::sources::validity::ValidRanges;
@@ -51,6 +51,12 @@ pub struct Effects {
     late: Vec<Rejected>,
     context: StreamContext,
     late_readings: Counter,
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        Effects::new()
+    }
 }
 
 impl Effects {
@@ -158,20 +164,14 @@ impl PartitionReader {
                     Admission::Late { newest } => {
                         counts.late += 1;
                         effects.late_readings.increment(1);
-                        effects.late.push(Rejected {
-                            kind: RejectKind::Late,
-                            source: source(),
-                            reason: format!(
-                                "event time {} is {} ms behind the newest event time {} of its partition (lateness {} ms)",
-                                reading.ts,
-                                newest - reading.ts,
-                                newest,
-                                rules.horizon.lateness_ms
-                            ),
-                            line: None,
-                            reading: Some(reading),
-                            origin: Some(origin()),
-                        });
+                        effects.late.push(Rejected::late(
+                            reading,
+                            source(),
+                            "partition",
+                            newest,
+                            rules.horizon.lateness_ms,
+                            Some(origin()),
+                        ));
                     }
                 }
             }

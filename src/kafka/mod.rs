@@ -17,7 +17,10 @@
 //! - `coordination.rs`: a small side dataflow through which workers tell each other how far
 //!   they are (capabilities and acknowledged output), so idle workers do not hold back progress
 //!   and offsets are committed only behind acknowledged output.
+//! - `position.rs`: where a partition is (next offset, watermark), as checkpoints record it, and
+//!   where a resumed job starts.
 //! - `offsets.rs`: consumed positions waiting for their output to be acknowledged.
+//! - `read.rs`: reading a whole topic once to its end (tools, examples and tests).
 //! - `sink.rs`: producing changes to the alpha topic and rejected input to the dead-letter
 //!   topic, tracking which dataflow times the broker has acknowledged.
 
@@ -27,6 +30,8 @@ pub mod coordination;
 pub mod discovery;
 pub mod offsets;
 pub mod partition;
+pub mod position;
+pub mod read;
 pub mod sink;
 pub mod source;
 pub mod topics;

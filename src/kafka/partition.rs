@@ -9,7 +9,7 @@ use rdkafka::consumer::Consumer;
 use roomflow_dataflows::{Horizon, StreamWatermark, Time};
 
 use super::discovery::Partition;
-use crate::recovery::checkpoint::PartitionPosition;
+use super::position::PartitionPosition;
 use crate::telemetry::catalog;
 
 /// Whether a partition is being read.

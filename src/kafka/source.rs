@@ -47,7 +47,7 @@ use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
-use crate::recovery::checkpoint::{PartitionPosition, Resume};
+use super::position::{PartitionPosition, Resume};
 use crate::sources::rejected::Rejected;
 use crate::sources::replay::ReadingStream;
 use crate::sources::validity::ValidRanges;

@@ -22,8 +22,9 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Stream;
 
-use super::checkpoint::{Checkpoint, PartitionPosition};
+use super::checkpoint::Checkpoint;
 use crate::kafka::discovery::Partition;
+use crate::kafka::position::PartitionPosition;
 
 /// What the gatherer receives.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

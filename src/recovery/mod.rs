@@ -9,7 +9,7 @@
 //! state, and rewrites the same values.
 //!
 //! What each file owns:
-//! - `checkpoint.rs`: what a checkpoint holds, and partition positions as the source reports them.
+//! - `checkpoint.rs`: what a checkpoint holds (its time, the partitions' positions, the state).
 //! - `gather.rs`: the operator that assembles each checkpoint on worker 0 from the positions and
 //!   every worker's part of the state.
 //! - `store.rs`: writing checkpoints to the `_checkpoints` collection atomically, and loading the

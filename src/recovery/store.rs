@@ -13,7 +13,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Database;
 use roomflow_dataflows::{Checkpointed, Settings};
 
-use super::checkpoint::{Checkpoint, PartitionPosition};
+use super::checkpoint::Checkpoint;
+use crate::kafka::position::PartitionPosition;
 use crate::mongo::config::Mongo;
 
 /// The collection.

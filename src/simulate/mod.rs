@@ -59,12 +59,8 @@ pub fn command(args: SimulateArgs) -> anyhow::Result<()> {
         late_ratio: args.late,
     };
     if let Some(topic) = &args.topic {
-        let kafka = crate::kafka::config::KafkaArgs {
-            brokers: args.brokers.clone(),
-            properties: args.properties.clone(),
-        };
         let target = live::LiveTarget {
-            kafka,
+            kafka: args.kafka.clone(),
             topic: topic.clone(),
             partitions: args.partitions,
             rate: args.rate,

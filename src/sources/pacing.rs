@@ -17,6 +17,15 @@ pub struct Pacing {
 }
 
 impl Pacing {
+    /// A pacing at `speed` whose event time `origin` (the inputs' first) plays now.
+    pub fn starting_now(origin: EventTime, speed: f64) -> Pacing {
+        Pacing {
+            origin,
+            start: Instant::now(),
+            speed,
+        }
+    }
+
     /// How long to wait before a reading at `ts` is due, or `None` if it is due now.
     pub fn wait_for(&self, ts: EventTime, now: Instant) -> Option<Duration> {
         let offset_ms = (ts - self.origin).max(0) as f64 / self.speed;

@@ -65,6 +65,30 @@ pub struct RejectedJson<'a> {
 }
 
 impl Rejected {
+    /// A late reading from `source`: its stream (`what`: a file's input, a partition) had
+    /// already delivered `newest`, more than `lateness_ms` after it.
+    pub fn late(
+        reading: Reading,
+        source: String,
+        what: &str,
+        newest: i64,
+        lateness_ms: i64,
+        origin: Option<Box<KafkaOrigin>>,
+    ) -> Rejected {
+        Rejected {
+            kind: RejectKind::Late,
+            source,
+            reason: format!(
+                "event time {} is {} ms behind the newest event time {newest} of its {what} (lateness {lateness_ms} ms)",
+                reading.ts,
+                newest - reading.ts,
+            ),
+            line: None,
+            reading: Some(reading),
+            origin,
+        }
+    }
+
     /// This rejection in its output shape.
     pub fn json(&self) -> RejectedJson<'_> {
         let reading = self.reading.as_ref();

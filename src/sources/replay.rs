@@ -15,7 +15,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 use super::inputs::InputFile;
 use super::lines::LineStream;
 use super::pacing::Pacing;
-use super::rejected::{RejectKind, Rejected};
+use super::rejected::Rejected;
 use super::validity::ValidRanges;
 
 /// Reading updates, as the dataflow's input collection takes them.
@@ -65,7 +65,9 @@ pub fn replay<'s>(
             let streams: Vec<LineStream> = options
                 .inputs
                 .iter()
-                .map(|input| LineStream::open(input, options.valid.clone(), options.bytes_read.clone()))
+                .map(|input| {
+                    LineStream::open(input, options.valid.clone(), options.bytes_read.clone())
+                })
                 .collect();
             names = streams.iter().map(|stream| stream.name().clone()).collect();
             Merge::new(streams, options.horizon)
@@ -76,13 +78,16 @@ pub fn replay<'s>(
         // ahead, so workers overlap instead of taking turns, and memory stays a few batches.
         let mut last_span: Time = 0;
         move |_frontiers| {
-            let Some((for_readings, for_rejected)) = capabilities.as_mut() else { return };
+            let Some((for_readings, for_rejected)) = capabilities.as_mut() else {
+                return;
+            };
             let mut readings_output = readings_output.activate();
             let mut rejected_output = rejected_output.activate();
 
             // Flow control: wait for the rest of the dataflow rather than pile up work in it.
             if let Some(frontier) = progress.with_frontier(|f| f.first().copied()) {
-                if for_readings.time().saturating_sub(frontier) > options.max_ahead + 2 * last_span {
+                if for_readings.time().saturating_sub(frontier) > options.max_ahead + 2 * last_span
+                {
                     // Yield rather than sleep: the operators ahead of us usually catch up within
                     // this very step.
                     activator.activate();
@@ -106,33 +111,38 @@ pub fn replay<'s>(
                     Event::Apply { reading, stamp: at } => {
                         if at != stamp && !buffer.is_empty() {
                             // Through the container builder, so `buffer` keeps its allocation.
-                            readings_output.session(&for_readings.delayed(&stamp)).give_iterator(buffer.drain(..));
+                            readings_output
+                                .session(&for_readings.delayed(&stamp))
+                                .give_iterator(buffer.drain(..));
                         }
                         stamp = at;
                         buffer.push((reading, at, 1));
                     }
-                    Event::Late { reading, stream, position, newest } => rejections.push(Rejected {
-                        kind: RejectKind::Late,
-                        source: format!("{}:{}", names[stream], position),
-                        reason: format!(
-                            "event time {} is {} ms behind the newest event time {} of its input (lateness {} ms)",
-                            reading.ts,
-                            newest - reading.ts,
-                            newest,
-                            options.horizon.lateness_ms
-                        ),
-                        line: None,
-                        reading: Some(reading),
-                        origin: None,
-                    }),
+                    Event::Late {
+                        reading,
+                        stream,
+                        position,
+                        newest,
+                    } => rejections.push(Rejected::late(
+                        reading,
+                        format!("{}:{}", names[stream], position),
+                        "input",
+                        newest,
+                        options.horizon.lateness_ms,
+                        None,
+                    )),
                     Event::Other { item, .. } => rejections.push(item),
                 }
             }
             if !buffer.is_empty() {
-                readings_output.session(&for_readings.delayed(&stamp)).give_iterator(buffer.drain(..));
+                readings_output
+                    .session(&for_readings.delayed(&stamp))
+                    .give_iterator(buffer.drain(..));
             }
             if !rejections.is_empty() {
-                rejected_output.session(&*for_rejected).give_iterator(rejections.drain(..));
+                rejected_output
+                    .session(&*for_rejected)
+                    .give_iterator(rejections.drain(..));
             }
 
             match merge.lower_bound() {

@@ -4,12 +4,11 @@
 //! `KAFKA_BROKERS` names one), creating and growing topics, and reading a whole topic back.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 
 /// The brokers the tests use.
@@ -52,69 +51,33 @@ pub struct Record {
 
 /// Every message of `topic`, partition by partition in offset order (none if it does not exist).
 pub fn read_topic(topic: &str) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    if partitions.is_empty() {
-        // Not created yet: a job that just started may not have made its topics.
-        return Vec::new();
-    }
-    let mut list = TopicPartitionList::new();
-    for partition in &partitions {
-        list.add_partition_offset(topic, *partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&list).unwrap();
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers());
     let mut records = Vec::new();
-    let mut ended = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ended.len() < partitions.len() {
-        assert!(Instant::now() < deadline, "reading {topic} took too long");
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ended.insert(partition);
-            }
-            Some(Err(error)) => panic!("reading {topic}: {error}"),
-            Some(Ok(message)) => {
-                ended.remove(&message.partition());
-                let headers = message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
+    roomflow::kafka::read::read_to_end(config, topic, Duration::from_secs(120), |message| {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
                     })
-                    .unwrap_or_default();
-                records.push(Record {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    headers,
-                });
-            }
-        }
-    }
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    })
+    .unwrap_or_else(|error| panic!("{error:#}"));
     records.sort_by_key(|r| (r.partition, r.offset));
     records
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::cli::{Cli, Command};
+use roomflow::cli::{Cli, Command};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -239,7 +239,7 @@ fn every_roomflow_container_parses_as_the_cli_would() {
     );
     for service in roomflow {
         let line = command_line(service);
-        let cli = Cli::try_parse_from_line(&line)
+        let cli = <Cli as clap::Parser>::try_parse_from(&line)
             .unwrap_or_else(|error| panic!("{}: {line:?} does not parse: {error}", service.name));
         match cli.command {
             Command::Run(args) => {
@@ -253,12 +253,6 @@ fn every_roomflow_container_parses_as_the_cli_would() {
             }
             other => panic!("{}: unexpected command {other:?}", service.name),
         }
-    }
-}
-
-impl Cli {
-    fn try_parse_from_line(line: &[String]) -> Result<Cli, clap::Error> {
-        <Cli as clap::Parser>::try_parse_from(line)
     }
 }
 

@@ -1,0 +1,20 @@
+//! `roomflow`: real-time sensor analytics on timely/differential dataflow, as a library that the
+//! `roomflow` binary, the examples and the tests share.
+//!
+//! Data flows one way: a command (`replay`, `run`, `publish`, `simulate`) wires sources
+//! (`sources`, `kafka::source`) to the pure computations of the `roomflow-dataflows` crate, and
+//! those to sinks (`sinks`, `kafka::sink`, `mongo`). `cli` holds every command's flags;
+//! `recovery` what a checkpoint is and how it is gathered, saved and loaded; `telemetry` the
+//! metrics, health probes and logs.
+
+pub mod cli;
+pub mod kafka;
+pub mod mongo;
+pub mod publish;
+pub mod recovery;
+pub mod replay;
+pub mod run;
+pub mod simulate;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;
