@@ -18,15 +18,14 @@ use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 
 use crate::cli::RunArgs;
+use crate::kafka::admission::SourceCounts;
 use crate::kafka::config::{QuietEof, SourceConsumer};
 use crate::kafka::coordination::{Coordination, Report};
 use crate::kafka::discovery::{Discovery, TopicSelection};
 use crate::kafka::offsets::Positions;
 use crate::kafka::position::Resume;
 use crate::kafka::sink::{flush, kafka_sink, producer, SinkState, SinkTopics};
-use crate::kafka::source::{
-    kafka_source, CheckpointTrigger, KafkaSourceOptions, SourceCounts, SourceState,
-};
+use crate::kafka::source::{kafka_source, CheckpointTrigger, KafkaSourceOptions, SourceState};
 use crate::kafka::topics::{ensure_topics, TopicSpec};
 use crate::mongo::sink::{mongo_sink, MongoSinkState};
 use crate::recovery::checkpoint::Checkpoint;

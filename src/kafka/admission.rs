@@ -10,7 +10,6 @@ use roomflow_dataflows::{Admission, Horizon, Reading, Time};
 
 use super::partition::{note_backlog, PartitionReader, Phase};
 use super::position::PartitionPosition;
-use super::source::SourceCounts;
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::sources::validity::ValidRanges;
@@ -36,6 +35,19 @@ pub struct Incoming<'m> {
     pub key: Option<&'m [u8]>,
     /// Its value.
     pub payload: &'m [u8],
+}
+
+/// What a worker's source has admitted so far: the counts admission keeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceCounts {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Readings sent into the dataflow.
+    pub readings: u64,
+    /// Messages that were not readings.
+    pub dead_letters: u64,
+    /// Readings too late to apply.
+    pub late: u64,
 }
 
 /// What messages did, waiting to be sent: readings at their stamps, rejections and partition

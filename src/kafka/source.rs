@@ -41,7 +41,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::admission::{Effects, Incoming, Rules};
+use super::admission::{Effects, Incoming, Rules, SourceCounts};
 use super::config::{QuietEof, SourceConsumer};
 use super::coordination::CoordinationView;
 use super::discovery::{owner, Known, Partition};
@@ -123,19 +123,6 @@ pub struct CheckpointTrigger {
     pub interval: Duration,
     /// Set when a mark is sent; the worker's loop clears it once that checkpoint is written.
     pub in_flight: Rc<Cell<bool>>,
-}
-
-/// Counts kept by a worker's source.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SourceCounts {
-    /// Messages consumed.
-    pub messages: u64,
-    /// Readings sent into the dataflow.
-    pub readings: u64,
-    /// Messages that were not readings.
-    pub dead_letters: u64,
-    /// Readings too late to apply.
-    pub late: u64,
 }
 
 /// What a worker's source shares with the worker's loop, which commits offsets and reports.
