@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::Concat;
 
-use crate::checkpoint::Checkpointed;
 use crate::combine::combine;
 use crate::horizon::Time;
 use crate::reading::{EventTime, Name, Reading};
@@ -46,12 +45,19 @@ enum Aggregate {
     Window(Name, Name, EventTime),
 }
 
-/// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's.
-///
-/// `restored` aggregates (from a checkpoint) count as contributions at their time.
+/// Aggregates restored from a checkpoint: each counts as a contribution at its time.
+pub struct Restored<'s> {
+    /// Rooms' all-time aggregates.
+    pub rooms: VecCollection<'s, Time, RoomAverage>,
+    /// Windows' aggregates.
+    pub windows: VecCollection<'s, Time, WindowAverage>,
+}
+
+/// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's,
+/// continuing from `restored` aggregates when a job resumes.
 pub fn averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
-    restored: Option<VecCollection<'s, Time, Checkpointed>>,
+    restored: Option<Restored<'s>>,
     windows: Windows,
 ) -> (
     VecCollection<'s, Time, RoomAverage>,
@@ -72,26 +78,31 @@ pub fn averages<'s>(
     let contributions = match restored {
         None => contributions,
         Some(restored) => {
-            let restored = restored.inner.flat_map(|(record, time, _)| match record {
-                Checkpointed::Room(average) => Some((
+            let rooms = restored.rooms.inner.map(|(average, time, _)| {
+                (
                     Aggregate::Room(average.room, average.sensor),
                     time,
                     SumCount {
                         sum: average.sum,
                         count: average.count,
                     },
-                )),
-                Checkpointed::Window(window) => Some((
+                )
+            });
+            let windows = restored.windows.inner.map(|(window, time, _)| {
+                (
                     Aggregate::Window(window.room, window.sensor, window.window_start),
                     time,
                     SumCount {
                         sum: window.sum,
                         count: window.count,
                     },
-                )),
-                Checkpointed::Temperature { .. } => None,
+                )
             });
-            contributions.inner.concat(restored).as_collection()
+            contributions
+                .inner
+                .concat(rooms)
+                .concat(windows)
+                .as_collection()
         }
     };
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the

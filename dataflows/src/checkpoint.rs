@@ -67,6 +67,22 @@ impl Checkpointed {
         }
     }
 
+    /// The room average this record restores, if it is one.
+    pub fn room_average(&self) -> Option<RoomAverage> {
+        match self {
+            Checkpointed::Room(average) => Some(average.clone()),
+            _ => None,
+        }
+    }
+
+    /// The window average this record restores, if it is one.
+    pub fn window_average(&self) -> Option<WindowAverage> {
+        match self {
+            Checkpointed::Window(window) => Some(window.clone()),
+            _ => None,
+        }
+    }
+
     /// The reading a checkpointed temperature stands for.
     pub fn temperature_reading(&self) -> Option<Reading> {
         match self {

@@ -116,8 +116,12 @@ pub fn analytics_resumed<'s>(
     restored: VecCollection<'s, Time, Checkpointed>,
     settings: Settings,
 ) -> Collections<'s> {
+    let aggregates = averages::Restored {
+        rooms: restored.clone().flat_map(|record| record.room_average()),
+        windows: restored.clone().flat_map(|record| record.window_average()),
+    };
     let (room_averages, window_averages) =
-        averages(readings.clone(), Some(restored.clone()), settings.windows);
+        averages(readings.clone(), Some(aggregates), settings.windows);
     let held_temperatures = restored.flat_map(|record| record.temperature_reading());
     Collections {
         room_averages,
