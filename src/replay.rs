@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use differential_dataflow::AsCollection;
-use roomflow_dataflows::{analytics, Time};
-use timely::dataflow::operators::{Concatenate, Probe};
+use roomflow_dataflows::{analytics, changes, Time};
+use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use crate::cli::ReplayArgs;
 use crate::mongo::sink::{mongo_sink, MongoSinkState};
 use crate::mongo::writer::WriterProgress;
-use crate::sinks::changes::{envelopes, write_changes};
+use crate::sinks::changes::write_changes;
 use crate::sinks::files::{part_name, SharedFile};
 use crate::sinks::final_state::final_state;
 use crate::sinks::rejected::{rejected_sink, RejectedCounts, RejectedFiles};
@@ -155,17 +155,15 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             let probe = ProbeHandle::new();
             let (readings, rejected) = replay_source(scope, options, probe.clone());
             let collections = analytics(readings.clone().as_collection(), settings);
-            if let (Some(state), Some(mongo)) = (&mongo_state, &mongo_w) {
-                let changes = scope.concatenate(vec![
-                    envelopes(collections.room_averages.clone()),
-                    envelopes(collections.window_averages.clone()),
-                    envelopes(collections.temperature_deltas.clone()),
-                ]);
+            let files = outputs_w.as_ref();
+            let wants_changes = mongo_state.is_some() || files.is_some_and(|f| f.changes.is_some());
+            let changes = wants_changes.then(|| changes(&collections));
+            if let (Some(state), Some(mongo), Some(changes)) = (&mongo_state, &mongo_w, &changes) {
+                let changes = changes.clone();
                 let archived = mongo.archive_readings.then(|| readings.clone());
                 mongo_sink(changes, rejected.clone(), archived, state.clone());
             }
 
-            let files = outputs_w.as_ref();
             let rejected_files = files.and_then(|f| {
                 Some(RejectedFiles {
                     dead_letters: f.dead_letters.clone()?,
@@ -190,13 +188,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                     files.temperature_deltas.clone(),
                     settings.windows,
                 );
-                if let Some(changes) = &files.changes {
-                    let streams = vec![
-                        envelopes(collections.room_averages.clone()),
-                        envelopes(collections.window_averages.clone()),
-                        envelopes(collections.temperature_deltas.clone()),
-                    ];
-                    write_changes(streams, first_local, changes.clone());
+                if let (Some(file), Some(changes)) = (&files.changes, &changes) {
+                    write_changes(changes.clone(), first_local, file.clone());
                 }
             }
             collections.room_averages.inner.probe_with(&probe);

@@ -13,8 +13,10 @@ use differential_dataflow::input::Input;
 use differential_dataflow::AsCollection;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use roomflow_dataflows::{analytics, analytics_resumed, checkpoint_state, Checkpointed, Time};
-use timely::dataflow::operators::{Concatenate, Probe};
+use roomflow_dataflows::{
+    analytics, analytics_resumed, changes, checkpoint_state, Checkpointed, Time,
+};
+use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use crate::cli::RunArgs;
@@ -31,7 +33,6 @@ use crate::mongo::sink::{mongo_sink, MongoSinkState};
 use crate::recovery::checkpoint::Checkpoint;
 use crate::recovery::gather::gather_checkpoints;
 use crate::recovery::store::CheckpointStore;
-use crate::sinks::changes::envelopes;
 use crate::sources::validity::ValidRanges;
 use crate::telemetry::catalog;
 use crate::telemetry::health::Health;
@@ -249,12 +250,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
                 None => analytics(readings, settings),
             };
-            let changes = scope.concatenate(vec![
-                envelopes(collections.room_averages),
-                envelopes(collections.window_averages),
-                envelopes(collections.temperature_deltas),
-            ]);
-            let changes = changes.probe_with(&probe);
+            let changes = changes(&collections).probe_with(&probe);
             kafka_sink(
                 changes.clone(),
                 streams.rejected.clone(),

@@ -1,183 +1,28 @@
-//! The change envelope every sink writes, and how differential updates become key-level changes.
+//! Changes: how the differential updates of a collection become key-level changes, the typed
+//! change every sink consumes, and its envelope (the JSON of the alpha topic and `changes.jsonl`).
 //!
 //! A collection changes at a dataflow time by a set of `(record, ±1)` updates. Downstream stores
 //! (files, the alpha topic, MongoDB) hold one value per key, so the updates of one time are turned
 //! into per-key operations: `upsert` with the key's new record, or `delete` when the key's only
-//! update is a retraction.
-
-use std::fmt::Debug;
-use std::hash::Hash;
+//! update is a retraction. The three collections' changes travel as one stream of [`Change`]s,
+//! built once by [`changes`] and shared by every sink.
 
 use differential_dataflow::consolidation::consolidate;
-use rustc_hash::FxHashMap;
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::VecCollection;
 use serde::Serialize;
-use std::collections::hash_map::Entry;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Capability, Concatenate};
+use timely::dataflow::Stream;
 
 use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
+use crate::held::HeldByTime;
 use crate::horizon::Time;
-use crate::reading::{mean_to_f64, sum_to_f64, EventTime, Name};
-use crate::windows::{WindowAverage, Windows};
-
-/// A record of an output collection: it has a key, an output shape, and (perhaps) a point after
-/// which it can no longer change.
-///
-/// The key's fields come first in the record's field order, so that records of one key are
-/// adjacent once updates are sorted.
-pub trait Record: differential_dataflow::ExchangeData + Hash {
-    /// The collection's name, as written in outputs.
-    const COLLECTION: &'static str;
-    /// The key: one value per key at any time.
-    type Key: Clone + Ord + Hash + Debug + Serialize + Send + 'static;
-    /// The output shape, with the derived fields (`avg`, `delta`) computed.
-    type Json<'a>: Serialize
-    where
-        Self: 'a;
-    /// This record's key.
-    fn key(&self) -> Self::Key;
-    /// This record in its output shape.
-    fn json(&self) -> Self::Json<'_>;
-    /// The event time before which everything must be settled for this record to be final
-    /// (see `Horizon::settled_before`), or `None` if it may change as long as input comes.
-    fn settles_at(&self, windows: &Windows) -> Option<EventTime>;
-}
-
-/// Key of `room_averages`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct RoomSensorKey {
-    /// The room.
-    pub room: Name,
-    /// The sensor.
-    pub sensor: Name,
-}
-
-/// Output shape of a `room_averages` record.
-#[derive(Serialize)]
-pub struct RoomAverageJson<'a> {
-    room: &'a str,
-    sensor: &'a str,
-    count: i64,
-    sum: f64,
-    avg: f64,
-}
-
-impl Record for RoomAverage {
-    const COLLECTION: &'static str = "room_averages";
-    type Key = RoomSensorKey;
-    type Json<'a> = RoomAverageJson<'a>;
-    fn key(&self) -> RoomSensorKey {
-        RoomSensorKey {
-            room: self.room.clone(),
-            sensor: self.sensor.clone(),
-        }
-    }
-    fn json(&self) -> RoomAverageJson<'_> {
-        RoomAverageJson {
-            room: &self.room,
-            sensor: &self.sensor,
-            count: self.count,
-            sum: sum_to_f64(self.sum),
-            avg: mean_to_f64(self.sum, self.count),
-        }
-    }
-    fn settles_at(&self, _: &Windows) -> Option<EventTime> {
-        None
-    }
-}
-
-/// Key of `window_averages`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct WindowKey {
-    /// The room.
-    pub room: Name,
-    /// The sensor.
-    pub sensor: Name,
-    /// Window start, epoch ms.
-    pub window_start: EventTime,
-}
-
-/// Output shape of a `window_averages` record.
-#[derive(Serialize)]
-pub struct WindowAverageJson<'a> {
-    room: &'a str,
-    sensor: &'a str,
-    window_start: EventTime,
-    count: i64,
-    sum: f64,
-    avg: f64,
-}
-
-impl Record for WindowAverage {
-    const COLLECTION: &'static str = "window_averages";
-    type Key = WindowKey;
-    type Json<'a> = WindowAverageJson<'a>;
-    fn key(&self) -> WindowKey {
-        WindowKey {
-            room: self.room.clone(),
-            sensor: self.sensor.clone(),
-            window_start: self.window_start,
-        }
-    }
-    fn json(&self) -> WindowAverageJson<'_> {
-        WindowAverageJson {
-            room: &self.room,
-            sensor: &self.sensor,
-            window_start: self.window_start,
-            count: self.count,
-            sum: sum_to_f64(self.sum),
-            avg: mean_to_f64(self.sum, self.count),
-        }
-    }
-    fn settles_at(&self, windows: &Windows) -> Option<EventTime> {
-        Some(self.window_start.saturating_add(windows.length_ms))
-    }
-}
-
-/// Key of `temperature_deltas`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct RoomTimeKey {
-    /// The room.
-    pub room: Name,
-    /// Event time of the reading, epoch ms.
-    pub ts: EventTime,
-}
-
-/// Output shape of a `temperature_deltas` record.
-#[derive(Serialize)]
-pub struct TemperatureDeltaJson<'a> {
-    room: &'a str,
-    ts: EventTime,
-    prev_ts: EventTime,
-    value: f64,
-    prev_value: f64,
-    delta: f64,
-}
-
-impl Record for TemperatureDelta {
-    const COLLECTION: &'static str = "temperature_deltas";
-    type Key = RoomTimeKey;
-    type Json<'a> = TemperatureDeltaJson<'a>;
-    fn key(&self) -> RoomTimeKey {
-        RoomTimeKey {
-            room: self.room.clone(),
-            ts: self.ts,
-        }
-    }
-    fn json(&self) -> TemperatureDeltaJson<'_> {
-        TemperatureDeltaJson {
-            room: &self.room,
-            ts: self.ts,
-            prev_ts: self.prev_ts,
-            value: self.value.to_f64(),
-            prev_value: self.prev_value.to_f64(),
-            delta: self.delta().to_f64(),
-        }
-    }
-    fn settles_at(&self, _: &Windows) -> Option<EventTime> {
-        // No reading at or before `ts` can arrive once `ts` is settled.
-        Some(self.ts.saturating_add(1))
-    }
-}
+use crate::records::Record;
+use crate::windows::WindowAverage;
+use crate::Collections;
 
 /// What happened to one key at one time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,69 +66,153 @@ fn finish<R: Record>((key, record): (R::Key, Option<R>)) -> KeyChange<R> {
     }
 }
 
-/// The current value of each key, maintained from the updates of successive times.
-///
-/// The updates of one time must be consolidated (as every collection here emits them): then each
-/// key sees at most a retraction of its old value and an insertion of its new one, and applying
-/// retractions before insertions needs no sorting.
-pub struct KeyedState<R: Record> {
-    values: FxHashMap<R::Key, R>,
+/// A change of one of the job's collections, typed: which collection is the variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CollectionChange {
+    /// Of `room_averages`.
+    RoomAverages(KeyChange<RoomAverage>),
+    /// Of `window_averages`.
+    WindowAverages(KeyChange<WindowAverage>),
+    /// Of `temperature_deltas`.
+    TemperatureDeltas(KeyChange<TemperatureDelta>),
 }
 
-impl<R: Record> Default for KeyedState<R> {
-    fn default() -> Self {
-        KeyedState {
-            values: FxHashMap::default(),
+/// One change, as every sink receives it: the dataflow time it took effect at, and what changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Dataflow time (tick-aligned event time, epoch ms) of the change.
+    pub time: Time,
+    /// The collection's key change.
+    pub change: CollectionChange,
+}
+
+/// Calls `$body` with `$change` bound to the `KeyChange<R>` of whichever collection it is.
+macro_rules! with_key_change {
+    ($collection_change:expr, $change:ident => $body:expr) => {
+        match $collection_change {
+            CollectionChange::RoomAverages($change) => $body,
+            CollectionChange::WindowAverages($change) => $body,
+            CollectionChange::TemperatureDeltas($change) => $body,
+        }
+    };
+}
+
+impl Change {
+    /// The collection's name.
+    pub fn collection(&self) -> &'static str {
+        with_key_change!(&self.change, change => collection_of(change))
+    }
+
+    /// The message key of the alpha topic, `["<collection>",<key as JSON object>]`: the topic is
+    /// partitioned by it, so each key's changes stay in order on one partition.
+    pub fn message_key(&self) -> String {
+        with_key_change!(&self.change, change => {
+            serde_json::to_string(&(collection_of(change), change.key())).expect("keys serialize")
+        })
+    }
+
+    /// The envelope as one JSON line (without the newline).
+    pub fn envelope_line(&self) -> String {
+        with_key_change!(&self.change, change => {
+            serde_json::to_string(&Envelope::new(change, self.time)).expect("envelopes serialize")
+        })
+    }
+
+    /// The key as a compact JSON array of its fields' values, in order (e.g.
+    /// `["413","co2",60000]`): an identifier exact whatever the names hold (MongoDB's `_id`).
+    pub fn key_id(&self) -> String {
+        with_key_change!(&self.change, change => key_id(&change.key()))
+    }
+
+    /// The new value in its output shape, serialized by `serializer`; `None` for a delete.
+    pub fn serialize_data<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> Option<Result<S::Ok, S::Error>> {
+        with_key_change!(&self.change, change => match change {
+            KeyChange::Upsert(record) => Some(record.json().serialize(serializer)),
+            KeyChange::Delete(_) => None,
+        })
+    }
+}
+
+fn collection_of<R: Record>(_: &KeyChange<R>) -> &'static str {
+    R::COLLECTION
+}
+
+fn key_id<K: Serialize>(key: &K) -> String {
+    match serde_json::to_value(key).expect("keys serialize") {
+        serde_json::Value::Object(fields) => {
+            let values: Vec<&serde_json::Value> = fields.values().collect();
+            serde_json::to_string(&values).expect("JSON values serialize")
+        }
+        other => other.to_string(),
+    }
+}
+
+impl<R: Record> KeyChange<R> {
+    /// The key that changed.
+    pub fn key(&self) -> R::Key {
+        match self {
+            KeyChange::Upsert(record) => record.key(),
+            KeyChange::Delete(key) => key.clone(),
         }
     }
 }
 
-impl<R: Record> KeyedState<R> {
-    /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
-    pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
-        let (insertions, retractions): (Vec<_>, Vec<_>) =
-            updates.into_iter().partition(|(_, diff)| *diff > 0);
-        // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
-        // of its old value then finds the new one and leaves it.
-        for (record, diff) in insertions {
-            debug_assert_eq!(diff, 1, "one value per key: {record:?}");
-            match self.values.entry(record.key()) {
-                Entry::Occupied(mut slot) => {
-                    slot.insert(record);
-                }
-                Entry::Vacant(slot) => {
-                    on_new_key(slot.key(), &record);
-                    slot.insert(record);
+/// The changes of `collection`, one per key and time, each formed on the worker that owns its key
+/// once the time is complete.
+pub fn key_changes_of<'s, R: Record>(
+    collection: VecCollection<'s, Time, R>,
+    typed: fn(KeyChange<R>) -> CollectionChange,
+) -> Stream<'s, Time, Vec<Change>> {
+    let route = Exchange::new(|(record, _, _): &(R, Time, isize)| record.key().hashed());
+    collection
+        .inner
+        .unary_frontier(route, "KeyChanges", move |_, _| {
+            let mut pending: HeldByTime<(R, isize), Capability<Time>> = HeldByTime::default();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, containers| {
+                    for container in containers {
+                        for (record, time, diff) in container.drain(..) {
+                            pending
+                                .entry_with(time, || cap.delayed(&time, 0))
+                                .push((record, diff));
+                        }
+                    }
+                });
+                let complete_before = frontier.frontier().first().copied();
+                while let Some((time, capability, mut updates)) =
+                    pending.pop_complete(complete_before)
+                {
+                    let changes = key_changes(&mut updates).into_iter().map(|change| Change {
+                        time,
+                        change: typed(change),
+                    });
+                    output.session(&capability).give_iterator(changes);
                 }
             }
-        }
-        for (record, _) in retractions {
-            let key = record.key();
-            if self.values.get(&key) == Some(&record) {
-                self.values.remove(&key);
-            }
-        }
-    }
+        })
+}
 
-    /// Removes and returns the value of `key`.
-    pub fn remove(&mut self, key: &R::Key) -> Option<R> {
-        self.values.remove(key)
-    }
-
-    /// Removes and returns every value.
-    pub fn drain(&mut self) -> impl Iterator<Item = R> + '_ {
-        self.values.drain().map(|(_, record)| record)
-    }
-
-    /// Number of keys with a value.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether no key has a value.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
+/// Every change of the three collections, as one stream: built once per dataflow and shared by
+/// every sink.
+pub fn changes<'s>(collections: &Collections<'s>) -> Stream<'s, Time, Vec<Change>> {
+    let scope = collections.room_averages.inner.scope();
+    scope.concatenate(vec![
+        key_changes_of(
+            collections.room_averages.clone(),
+            CollectionChange::RoomAverages,
+        ),
+        key_changes_of(
+            collections.window_averages.clone(),
+            CollectionChange::WindowAverages,
+        ),
+        key_changes_of(
+            collections.temperature_deltas.clone(),
+            CollectionChange::TemperatureDeltas,
+        ),
+    ])
 }
 
 /// Operation of a change, as written in the envelope.
@@ -367,28 +296,6 @@ mod tests {
     }
 
     #[test]
-    fn keyed_state_follows_replacements_and_deletions() {
-        let mut state = KeyedState::default();
-        let mut new_keys = Vec::new();
-        state.apply(
-            vec![(average("a", 1, 5), 1), (average("b", 1, 4), 1)],
-            |key, _| new_keys.push(key.room.to_string()),
-        );
-        // At the next time: a is replaced (insertion listed before the retraction), b deleted.
-        state.apply(
-            vec![
-                (average("a", 2, 9), 1),
-                (average("a", 1, 5), -1),
-                (average("b", 1, 4), -1),
-            ],
-            |key, _| new_keys.push(key.room.to_string()),
-        );
-        assert_eq!(new_keys, vec!["a", "b"]);
-        assert_eq!(state.len(), 1);
-        assert_eq!(state.drain().collect::<Vec<_>>(), vec![average("a", 2, 9)]);
-    }
-
-    #[test]
     fn envelope_has_the_documented_fields() {
         let change = KeyChange::Upsert(average("413", 4, 95_500_000));
         let json = serde_json::to_value(Envelope::new(&change, 60_000)).unwrap();
@@ -406,5 +313,47 @@ mod tests {
         let json = serde_json::to_value(Envelope::new(&delete, 1)).unwrap();
         assert_eq!(json["operation"], "delete");
         assert_eq!(json["data"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_change_knows_its_collection_key_and_envelope() {
+        let window = WindowAverage {
+            room: "413".into(),
+            sensor: "co2".into(),
+            window_start: 60_000,
+            count: 2,
+            sum: 900_500_000,
+        };
+        let upsert = Change {
+            time: 120_000,
+            change: CollectionChange::WindowAverages(KeyChange::Upsert(window.clone())),
+        };
+        assert_eq!(upsert.collection(), "window_averages");
+        assert_eq!(
+            upsert.message_key(),
+            r#"["window_averages",{"room":"413","sensor":"co2","window_start":60000}]"#
+        );
+        assert_eq!(upsert.key_id(), r#"["413","co2",60000]"#);
+        // 900.5 / 2 = 450.25.
+        assert_eq!(
+            upsert.envelope_line(),
+            r#"{"collection":"window_averages","operation":"upsert","key":{"room":"413","sensor":"co2","window_start":60000},"data":{"room":"413","sensor":"co2","window_start":60000,"count":2,"sum":900.5,"avg":450.25},"time":120000}"#
+        );
+        let data = upsert
+            .serialize_data(serde_json::value::Serializer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(data["avg"], 450.25);
+        let delete = Change {
+            time: 7,
+            change: CollectionChange::WindowAverages(KeyChange::Delete(window.key())),
+        };
+        assert!(delete
+            .serialize_data(serde_json::value::Serializer)
+            .is_none());
+        assert_eq!(
+            delete.envelope_line(),
+            r#"{"collection":"window_averages","operation":"delete","key":{"room":"413","sensor":"co2","window_start":60000},"data":null,"time":7}"#
+        );
     }
 }

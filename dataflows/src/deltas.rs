@@ -19,6 +19,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 
+use crate::held::HeldByTime;
 use crate::horizon::{Horizon, Time};
 use crate::reading::{EventTime, Fixed, Name, Reading};
 
@@ -154,7 +155,7 @@ pub fn temperature_deltas<'s>(
         .filter(Reading::is_temperature)
         .inner
         .unary_frontier(route, "TemperatureDeltas", move |_, _| {
-            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<Temperature>)> = BTreeMap::new();
+            let mut pending: HeldByTime<Temperature, Capability<Time>> = HeldByTime::default();
             let mut rooms: FxHashMap<Name, RoomSeries> = FxHashMap::default();
             let mut changes = Vec::new();
             let mut released_up_to = EventTime::MIN;
@@ -164,20 +165,16 @@ pub fn temperature_deltas<'s>(
                         for (reading, time, diff) in container.drain(..) {
                             // Readings are only ever inserted; a retraction would be a bug upstream.
                             debug_assert!(diff > 0, "readings are insert-only");
-                            pending
-                                .entry(time)
-                                .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()))
-                                .1
-                                .push((reading.room, reading.ts, reading.value));
+                            pending.entry_with(time, || cap.delayed(&time, 0)).push((
+                                reading.room,
+                                reading.ts,
+                                reading.value,
+                            ));
                         }
                     }
                 });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (capability, batch) = entry.remove();
-                    let time = *capability.time();
+                let complete_before = frontier.frontier().first().copied();
+                while let Some((time, capability, batch)) = pending.pop_complete(complete_before) {
                     for (room, ts, value) in batch {
                         rooms.entry(room.clone()).or_default().insert(
                             &room,

@@ -13,7 +13,10 @@
 //! - `windows.rs`: window boundaries, and when a window is sealed.
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
-//! - `changes.rs`: the change envelope every sink writes.
+//! - `records.rs`: each output record's key, JSON shape and when it is final.
+//! - `keyed_state.rs`: the current value per key, kept from a collection's updates.
+//! - `changes.rs`: updates → per-key changes, the typed change every sink consumes, its envelope.
+//! - `held.rs`: updates held by time until the input frontier passes them.
 //! - `checkpoint.rs`: the state a job resumes from, taken at a mark, and how it is fed back.
 //!
 //! # Example
@@ -36,20 +39,26 @@ pub mod changes;
 pub mod checkpoint;
 pub mod combine;
 pub mod deltas;
+pub mod held;
 pub mod horizon;
+pub mod keyed_state;
 pub mod merge;
 pub mod name;
 pub mod reading;
+pub mod records;
 pub mod sum_count;
 pub mod windows;
 
 pub use averages::{averages, RoomAverage};
-pub use changes::{key_changes, Envelope, KeyChange, KeyedState, Operation, Record};
+pub use changes::{changes, key_changes, Change, CollectionChange, Envelope, KeyChange, Operation};
 pub use checkpoint::{checkpoint_state, Checkpointed};
 pub use deltas::{temperature_deltas, TemperatureDelta};
+pub use held::HeldByTime;
 pub use horizon::{Admission, Horizon, StreamWatermark, Time};
+pub use keyed_state::KeyedState;
 pub use merge::{Event, Item, Merge};
 pub use reading::{EventTime, Fixed, Name, Reading};
+pub use records::Record;
 pub use windows::{WindowAverage, Windows};
 
 use differential_dataflow::VecCollection;

@@ -20,7 +20,7 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
-use roomflow_dataflows::Time;
+use roomflow_dataflows::{Change, Time};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -28,7 +28,6 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Stream;
 
 use super::config::KafkaArgs;
-use crate::sinks::changes::ChangeLine;
 use crate::sources::rejected::{RejectKind, Rejected};
 use crate::telemetry::catalog;
 
@@ -140,7 +139,7 @@ pub struct SinkState {
     /// Messages produced to the dead-letter topic.
     pub dead_letters: u64,
     /// Changes produced, by collection.
-    changes_out: BTreeMap<String, Counter>,
+    changes_out: BTreeMap<&'static str, Counter>,
 }
 
 impl SinkState {
@@ -163,13 +162,8 @@ impl SinkState {
         }
     }
 
-    /// Counts a change of the collection its message key names.
-    fn count_change(&mut self, key: &str) {
-        // The key is `["<collection>", …]`: collection names need no JSON escaping.
-        let collection = key
-            .strip_prefix("[\"")
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or("unknown");
+    /// Counts a change of `collection`.
+    fn count_change(&mut self, collection: &'static str) {
         if let Some(counter) = self.changes_out.get(collection) {
             counter.increment(1);
             return;
@@ -180,14 +174,14 @@ impl SinkState {
             "sink" => catalog::SINK_ALPHA
         );
         counter.increment(1);
-        self.changes_out.insert(collection.to_string(), counter);
+        self.changes_out.insert(collection, counter);
     }
 }
 
 /// What goes out.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug)]
 enum Outgoing {
-    Change(ChangeLine),
+    Change(Change),
     Rejected(Rejected),
 }
 
@@ -202,7 +196,7 @@ pub struct SinkTopics {
 
 /// Produces `changes` and `rejected` of this worker.
 pub fn kafka_sink<'s>(
-    changes: Stream<'s, Time, Vec<ChangeLine>>,
+    changes: Stream<'s, Time, Vec<Change>>,
     rejected: Stream<'s, Time, Vec<Rejected>>,
     producer: Arc<AlphaProducer>,
     deliveries: Arc<Deliveries>,
@@ -224,13 +218,14 @@ pub fn kafka_sink<'s>(
                     for outgoing in container.drain(..) {
                         match outgoing {
                             Outgoing::Change(change) => {
+                                let (key, line) = (change.message_key(), change.envelope_line());
                                 let record =
                                     BaseRecord::with_opaque_to(&topics.alpha, time as usize)
-                                        .key(change.key.as_bytes())
-                                        .payload(change.line.as_bytes());
+                                        .key(key.as_bytes())
+                                        .payload(line.as_bytes());
                                 send(&producer, &deliveries, time, record);
                                 state.changes += 1;
-                                state.count_change(&change.key);
+                                state.count_change(change.collection());
                             }
                             Outgoing::Rejected(rejected) => {
                                 let Some(origin) = &rejected.origin else {

@@ -14,10 +14,8 @@
 //! key's current value, the same whichever run wrote it.
 
 use mongodb::bson::{doc, Bson, Document};
-use roomflow_dataflows::Reading;
-use serde::Deserialize;
+use roomflow_dataflows::{Change, Reading};
 
-use crate::sinks::changes::ChangeLine;
 use crate::sources::rejected::{RejectKind, Rejected};
 
 /// A collection the sink writes.
@@ -80,7 +78,7 @@ impl Target {
 #[derive(Clone, Debug)]
 pub enum Item {
     /// A change of a collection.
-    Change(ChangeLine),
+    Change(Change),
     /// A dead letter or late reading.
     Rejected(Rejected),
     /// A reading to archive.
@@ -98,35 +96,21 @@ pub struct Write {
     pub document: Option<Document>,
 }
 
-/// The envelope of a change, as far as MongoDB needs it.
-#[derive(Deserialize)]
-struct Envelope {
-    collection: String,
-    key: serde_json::Map<String, serde_json::Value>,
-    data: Option<serde_json::Value>,
-}
-
 impl Item {
     /// The write this item makes. Fails only for an envelope this program did not make.
     pub fn write(self) -> Result<Write, String> {
         match self {
             Item::Change(change) => {
-                let envelope: Envelope = serde_json::from_str(&change.line)
-                    .map_err(|e| format!("not a change envelope ({e}): {}", change.line))?;
-                let target = Target::from_name(&envelope.collection)
-                    .ok_or_else(|| format!("unknown collection {:?}", envelope.collection))?;
-                let key: Vec<&serde_json::Value> = envelope.key.values().collect();
-                let id = serde_json::to_string(&key).expect("JSON values serialize");
-                let document = match envelope.data {
+                let target = Target::from_name(change.collection())
+                    .ok_or_else(|| format!("unknown collection {:?}", change.collection()))?;
+                let id = change.key_id();
+                let document = match change.serialize_data(mongodb::bson::Serializer::new()) {
                     None => None,
-                    Some(data) => {
-                        let Bson::Document(fields) =
-                            mongodb::bson::to_bson(&data).map_err(|e| format!("{e}"))?
-                        else {
-                            return Err(format!("change data is not an object: {data}"));
-                        };
-                        Some(with_id(&id, fields))
+                    Some(Ok(Bson::Document(fields))) => Some(with_id(&id, fields)),
+                    Some(Ok(other)) => {
+                        return Err(format!("change data is not an object: {other}"))
                     }
+                    Some(Err(error)) => return Err(format!("{error}")),
                 };
                 Ok(Write {
                     target,
@@ -184,21 +168,24 @@ fn with_id(id: &str, fields: Document) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roomflow_dataflows::Fixed;
+    use roomflow_dataflows::records::RoomTimeKey;
+    use roomflow_dataflows::{CollectionChange, Fixed, KeyChange, WindowAverage};
 
-    fn change(line: &str) -> Item {
-        Item::Change(ChangeLine {
-            time: 0,
-            key: String::new(),
-            line: line.to_string(),
-        })
+    fn change(change: CollectionChange) -> Item {
+        Item::Change(Change { time: 7, change })
     }
 
     #[test]
     fn an_upsert_becomes_the_keys_document_and_a_delete_removes_it() {
-        let upsert = change(
-            r#"{"collection":"window_averages","operation":"upsert","key":{"room":"413","sensor":"co2","window_start":60000},"data":{"room":"413","sensor":"co2","window_start":60000,"count":2,"sum":900.5,"avg":450.25},"time":120000}"#,
-        );
+        let upsert = change(CollectionChange::WindowAverages(KeyChange::Upsert(
+            WindowAverage {
+                room: "413".into(),
+                sensor: "co2".into(),
+                window_start: 60_000,
+                count: 2,
+                sum: 900_500_000,
+            },
+        )));
         let write = upsert.write().unwrap();
         let id = r#"["413","co2",60000]"#;
         assert_eq!(
@@ -206,15 +193,19 @@ mod tests {
             Write {
                 target: Target::WindowAverages,
                 id: id.into(),
+                // 900.5 / 2 = 450.25; no dataflow time in a document.
                 document: Some(doc! {
                     "_id": id, "room": "413", "sensor": "co2", "window_start": 60000i64,
                     "count": 2i64, "sum": 900.5, "avg": 450.25,
                 }),
             }
         );
-        let delete = change(
-            r#"{"collection":"temperature_deltas","operation":"delete","key":{"room":"a","ts":5},"data":null,"time":7}"#,
-        );
+        let delete = change(CollectionChange::TemperatureDeltas(KeyChange::Delete(
+            RoomTimeKey {
+                room: "a".into(),
+                ts: 5,
+            },
+        )));
         assert_eq!(
             delete.write().unwrap(),
             Write {

@@ -7,12 +7,12 @@
 //! acknowledged once the sink's input has passed it and every batch holding it is written.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use roomflow_dataflows::Time;
+use roomflow_dataflows::{Change, HeldByTime, Time};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -23,7 +23,6 @@ use tokio::sync::mpsc::{error::TrySendError, Sender};
 use super::config::Mongo;
 use super::documents::Item;
 use super::writer::{write_batches, Batch, WriterProgress};
-use crate::sinks::changes::ChangeLine;
 use crate::sources::rejected::Rejected;
 use crate::sources::replay::ReadingStream;
 
@@ -119,7 +118,7 @@ impl MongoSinkState {
 
 /// Writes `changes`, `rejected` and, if given, `readings` of this worker to MongoDB.
 pub fn mongo_sink<'s>(
-    changes: Stream<'s, Time, Vec<ChangeLine>>,
+    changes: Stream<'s, Time, Vec<Change>>,
     rejected: Stream<'s, Time, Vec<Rejected>>,
     readings: Option<ReadingStream<'s>>,
     state: Rc<RefCell<MongoSinkState>>,
@@ -129,13 +128,13 @@ pub fn mongo_sink<'s>(
     if let Some(readings) = readings {
         streams.push(readings.map(|(reading, _, _)| Item::Reading(reading)));
     }
-    let mut pending: BTreeMap<Time, Vec<Item>> = BTreeMap::new();
+    let mut pending: HeldByTime<Item> = HeldByTime::default();
     scope
         .concatenate(streams)
         .sink(Pipeline, "MongoSink", move |(input, frontier)| {
             input.for_each_stamp(|stamp, data| {
                 let time = *stamp.least().expect("a message has a time");
-                let items = pending.entry(time).or_default();
+                let items = pending.entry(time);
                 for container in data {
                     items.append(container);
                 }
@@ -145,11 +144,7 @@ pub fn mongo_sink<'s>(
             // Complete times, in order, in batches of whole times.
             let mut batch: Vec<Item> = Vec::new();
             let mut least = None;
-            while let Some(entry) = pending.first_entry() {
-                if frontier.is_some_and(|f| *entry.key() >= f) {
-                    break;
-                }
-                let (time, mut items) = entry.remove_entry();
+            while let Some((time, (), mut items)) = pending.pop_complete(frontier) {
                 least.get_or_insert(time);
                 batch.append(&mut items);
                 if batch.len() >= BATCH_ITEMS {

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use roomflow_dataflows::{Checkpointed, Time};
+use roomflow_dataflows::{Checkpointed, HeldByTime, Time};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -34,14 +34,6 @@ enum Part {
     State(Checkpointed),
 }
 
-/// What one time brought.
-#[derive(Default)]
-struct AtTime {
-    positions: Vec<PartitionPosition>,
-    marked: bool,
-    state: Vec<Checkpointed>,
-}
-
 /// Assembles a checkpoint at each mark, starting from the `resumed` positions (none for a fresh
 /// job); the newest complete one is left in `complete`.
 pub fn gather_checkpoints<'s>(
@@ -57,7 +49,7 @@ pub fn gather_checkpoints<'s>(
         marks.map(|_| Part::Mark),
         state.map(Part::State),
     ]);
-    let mut pending: BTreeMap<Time, AtTime> = BTreeMap::new();
+    let mut pending: HeldByTime<Part> = HeldByTime::default();
     let mut applied = resumed;
     parts.sink(
         Exchange::new(|_: &Part| 0),
@@ -65,42 +57,57 @@ pub fn gather_checkpoints<'s>(
         move |(input, frontier)| {
             input.for_each_stamp(|stamp, data| {
                 let time = *stamp.least().expect("a message has a time");
-                let at = pending.entry(time).or_default();
+                let at = pending.entry(time);
                 for container in data {
-                    for part in container.drain(..) {
-                        match part {
-                            Part::Position(position) => at.positions.push(position),
-                            Part::Mark => at.marked = true,
-                            Part::State(record) => at.state.push(record),
-                        }
-                    }
+                    at.append(container);
                 }
             });
             let frontier = frontier.frontier().first().copied();
-            while let Some(entry) = pending.first_entry() {
-                if frontier.is_some_and(|f| *entry.key() >= f) {
-                    break;
-                }
-                let (time, at) = entry.remove_entry();
-                if at.marked {
-                    tracing::debug!(time, records = at.state.len(), "checkpoint assembled");
-                    *complete.borrow_mut() = Some(Checkpoint {
+            while let Some((time, (), parts)) = pending.pop_complete(frontier) {
+                if let Some(checkpoint) = apply_time(&mut applied, time, parts) {
+                    tracing::debug!(
                         time,
-                        positions: applied.clone(),
-                        state: at.state,
-                    });
-                }
-                for position in at.positions {
-                    let newer = applied
-                        .get(&position.partition)
-                        .is_none_or(|known| known.next <= position.next);
-                    if newer {
-                        applied.insert(position.partition.clone(), position);
-                    }
+                        records = checkpoint.state.len(),
+                        "checkpoint assembled"
+                    );
+                    *complete.borrow_mut() = Some(checkpoint);
                 }
             }
         },
     );
+}
+
+/// Applies everything that came at `time` (all earlier times applied): the checkpoint at `time`
+/// if it was marked, made of the positions applied before it; then `time`'s positions are applied.
+fn apply_time(
+    applied: &mut BTreeMap<Partition, PartitionPosition>,
+    time: Time,
+    parts: Vec<Part>,
+) -> Option<Checkpoint> {
+    let mut positions = Vec::new();
+    let mut marked = false;
+    let mut state = Vec::new();
+    for part in parts {
+        match part {
+            Part::Position(position) => positions.push(position),
+            Part::Mark => marked = true,
+            Part::State(record) => state.push(record),
+        }
+    }
+    let checkpoint = marked.then(|| Checkpoint {
+        time,
+        positions: applied.clone(),
+        state,
+    });
+    for position in positions {
+        let newer = applied
+            .get(&position.partition)
+            .is_none_or(|known| known.next <= position.next);
+        if newer {
+            applied.insert(position.partition.clone(), position);
+        }
+    }
+    checkpoint
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! memory follows the keys inside the lateness horizon, not the size of the output.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
 use differential_dataflow::VecCollection;
-use roomflow_dataflows::{EventTime, KeyedState, Record, Time, Windows};
+use roomflow_dataflows::{EventTime, HeldByTime, KeyedState, Record, Time, Windows};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
@@ -24,7 +24,7 @@ pub fn final_state<'s, R: Record>(
     windows: Windows,
 ) {
     let horizon = windows.horizon;
-    let mut pending: BTreeMap<Time, Vec<(R, isize)>> = BTreeMap::new();
+    let mut pending: HeldByTime<(R, isize)> = HeldByTime::default();
     let mut state: KeyedState<R> = KeyedState::default();
     // Keys that settle, least settling time first. A key deleted and inserted again may be queued
     // twice; the second turn finds it gone and writes nothing.
@@ -35,15 +35,12 @@ pub fn final_state<'s, R: Record>(
         .sink(Pipeline, "FinalState", move |(input, frontier)| {
             input.for_each(|_, data| {
                 for (record, time, diff) in data.drain(..) {
-                    pending.entry(time).or_default().push((record, diff));
+                    pending.entry(time).push((record, diff));
                 }
             });
             let frontier = frontier.frontier().first().copied();
-            while let Some(entry) = pending.first_entry() {
-                if frontier.is_some_and(|f| f <= *entry.key()) {
-                    break;
-                }
-                state.apply(entry.remove(), |key, record| {
+            while let Some((_, (), updates)) = pending.pop_complete(frontier) {
+                state.apply(updates, |key, record| {
                     if let Some(settles_at) = record.settles_at(&windows) {
                         settling.push(Reverse((settles_at, key.clone())));
                     }

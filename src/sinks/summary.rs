@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use roomflow_dataflows::reading::mean_to_f64;
-use roomflow_dataflows::{KeyedState, RoomAverage, Time};
+use roomflow_dataflows::{HeldByTime, KeyedState, RoomAverage, Time};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
@@ -23,19 +23,17 @@ pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>,
         .inner
         .unary_frontier(Pipeline, "RoomSummary", |capability, _| {
             let mut capability = Some(capability);
-            let mut pending: BTreeMap<Time, Vec<(RoomAverage, isize)>> = BTreeMap::new();
+            let mut pending: HeldByTime<(RoomAverage, isize)> = HeldByTime::default();
             let mut state: KeyedState<RoomAverage> = KeyedState::default();
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
                     for (record, time, diff) in data.drain(..) {
-                        pending.entry(time).or_default().push((record, diff));
+                        pending.entry(time).push((record, diff));
                     }
                 });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    state.apply(entry.remove(), |_, _| {});
+                let complete_before = frontier.frontier().first().copied();
+                while let Some((_, (), updates)) = pending.pop_complete(complete_before) {
+                    state.apply(updates, |_, _| {});
                 }
                 match (frontier.frontier().first(), capability.as_mut()) {
                     (Some(time), Some(held)) => held.downgrade(time),

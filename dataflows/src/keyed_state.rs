@@ -1,0 +1,110 @@
+//! The current value of each key of a collection, kept from its updates time by time: what the
+//! sinks that hold a collection's state (final files, the summary) keep.
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
+
+use crate::records::Record;
+
+/// The current value of each key, maintained from the updates of successive times.
+///
+/// The updates of one time must be consolidated (as every collection here emits them): then each
+/// key sees at most a retraction of its old value and an insertion of its new one, and applying
+/// retractions before insertions needs no sorting.
+pub struct KeyedState<R: Record> {
+    values: FxHashMap<R::Key, R>,
+}
+
+impl<R: Record> Default for KeyedState<R> {
+    fn default() -> Self {
+        KeyedState {
+            values: FxHashMap::default(),
+        }
+    }
+}
+
+impl<R: Record> KeyedState<R> {
+    /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
+    pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
+        let (insertions, retractions): (Vec<_>, Vec<_>) =
+            updates.into_iter().partition(|(_, diff)| *diff > 0);
+        // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
+        // of its old value then finds the new one and leaves it.
+        for (record, diff) in insertions {
+            debug_assert_eq!(diff, 1, "one value per key: {record:?}");
+            match self.values.entry(record.key()) {
+                Entry::Occupied(mut slot) => {
+                    slot.insert(record);
+                }
+                Entry::Vacant(slot) => {
+                    on_new_key(slot.key(), &record);
+                    slot.insert(record);
+                }
+            }
+        }
+        for (record, _) in retractions {
+            let key = record.key();
+            if self.values.get(&key) == Some(&record) {
+                self.values.remove(&key);
+            }
+        }
+    }
+
+    /// Removes and returns the value of `key`.
+    pub fn remove(&mut self, key: &R::Key) -> Option<R> {
+        self.values.remove(key)
+    }
+
+    /// Removes and returns every value.
+    pub fn drain(&mut self) -> impl Iterator<Item = R> + '_ {
+        self.values.drain().map(|(_, record)| record)
+    }
+
+    /// Number of keys with a value.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no key has a value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::averages::RoomAverage;
+
+    fn average(room: &str, count: i64, sum: i128) -> RoomAverage {
+        RoomAverage {
+            room: room.into(),
+            sensor: "co2".into(),
+            count,
+            sum,
+        }
+    }
+
+    #[test]
+    fn keyed_state_follows_replacements_and_deletions() {
+        let mut state = KeyedState::default();
+        let mut new_keys = Vec::new();
+        state.apply(
+            vec![(average("a", 1, 5), 1), (average("b", 1, 4), 1)],
+            |key, _| new_keys.push(key.room.to_string()),
+        );
+        // At the next time: a is replaced (insertion listed before the retraction), b deleted.
+        state.apply(
+            vec![
+                (average("a", 2, 9), 1),
+                (average("a", 1, 5), -1),
+                (average("b", 1, 4), -1),
+            ],
+            |key, _| new_keys.push(key.room.to_string()),
+        );
+        assert_eq!(new_keys, vec!["a", "b"]);
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.drain().collect::<Vec<_>>(), vec![average("a", 2, 9)]);
+    }
+}
