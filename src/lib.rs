@@ -17,4 +17,5 @@ pub mod run;
 pub mod simulate;
 pub mod sinks;
 pub mod sources;
+pub mod streams;
 pub mod telemetry;

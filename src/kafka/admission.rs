@@ -11,8 +11,8 @@ use roomflow_dataflows::{Admission, Horizon, Reading, Time};
 use super::partition::{note_backlog, PartitionReader, Phase};
 use super::position::PartitionPosition;
 use crate::sources::formats::{parse_line, Format, StreamContext};
-use crate::sources::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::sources::validity::ValidRanges;
+use crate::streams::rejected::{KafkaOrigin, RejectKind, Rejected};
 use crate::telemetry::catalog::{self, DeadLetterReason};
 
 /// The rules every message of a job is judged by.

@@ -20,6 +20,8 @@
 //! - `position.rs`: where a partition is (next offset, watermark), as checkpoints record it, and
 //!   where a resumed job starts.
 //! - `offsets.rs`: consumed positions waiting for their output to be acknowledged.
+//! - `feed.rs`: the canonical reading message and the producer `publish` and `simulate` feed
+//!   sensor topics with.
 //! - `read.rs`: reading a whole topic once to its end (tools, examples and tests).
 //! - `sink.rs`: producing changes to the alpha topic and rejected input to the dead-letter
 //!   topic, tracking which dataflow times the broker has acknowledged.
@@ -28,6 +30,7 @@ pub mod admission;
 pub mod config;
 pub mod coordination;
 pub mod discovery;
+pub mod feed;
 pub mod offsets;
 pub mod partition;
 pub mod position;

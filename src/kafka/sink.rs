@@ -25,10 +25,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
-use timely::dataflow::Stream;
 
 use super::config::KafkaArgs;
-use crate::sources::rejected::{RejectKind, Rejected};
+use crate::streams::{ChangeStream, RejectKind, Rejected, RejectedStream};
 use crate::telemetry::catalog;
 
 /// Messages produced and not yet acknowledged, per dataflow time (with when its first message
@@ -196,8 +195,8 @@ pub struct SinkTopics {
 
 /// Produces `changes` and `rejected` of this worker.
 pub fn kafka_sink<'s>(
-    changes: Stream<'s, Time, Vec<Change>>,
-    rejected: Stream<'s, Time, Vec<Rejected>>,
+    changes: ChangeStream<'s>,
+    rejected: RejectedStream<'s>,
     producer: Arc<AlphaProducer>,
     deliveries: Arc<Deliveries>,
     topics: SinkTopics,

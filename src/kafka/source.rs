@@ -48,9 +48,8 @@ use super::discovery::{owner, Known, Partition};
 use super::offsets::PendingOffsets;
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
 use super::position::{PartitionPosition, Resume};
-use crate::sources::rejected::Rejected;
-use crate::sources::replay::ReadingStream;
 use crate::sources::validity::ValidRanges;
+use crate::streams::{ReadingStream, Rejected};
 use crate::telemetry::catalog;
 use metrics::gauge;
 

@@ -16,7 +16,7 @@
 use mongodb::bson::{doc, Bson, Document};
 use roomflow_dataflows::{Change, Reading};
 
-use crate::sources::rejected::{RejectKind, Rejected};
+use crate::streams::{RejectKind, Rejected};
 
 /// A collection the sink writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,19 +12,17 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use roomflow_dataflows::{Change, HeldByTime, Time};
+use roomflow_dataflows::{HeldByTime, Time};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
-use timely::dataflow::Stream;
 use tokio::sync::mpsc::{error::TrySendError, Sender};
 
 use super::config::Mongo;
 use super::documents::Item;
 use super::writer::{write_batches, Batch, WriterProgress};
-use crate::sources::rejected::Rejected;
-use crate::sources::replay::ReadingStream;
+use crate::streams::{ChangeStream, ReadingStream, RejectedStream};
 
 /// Batches waiting for the writer at most: beyond, the worker waits.
 const QUEUE: usize = 8;
@@ -118,8 +116,8 @@ impl MongoSinkState {
 
 /// Writes `changes`, `rejected` and, if given, `readings` of this worker to MongoDB.
 pub fn mongo_sink<'s>(
-    changes: Stream<'s, Time, Vec<Change>>,
-    rejected: Stream<'s, Time, Vec<Rejected>>,
+    changes: ChangeStream<'s>,
+    rejected: RejectedStream<'s>,
     readings: Option<ReadingStream<'s>>,
     state: Rc<RefCell<MongoSinkState>>,
 ) {

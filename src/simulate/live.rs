@@ -19,8 +19,8 @@ use super::lines::{malform, write_line};
 use super::model::RoomModel;
 use super::{room_name, SimulateOptions, SENSORS};
 use crate::kafka::config::KafkaArgs;
+use crate::kafka::feed::{feeding_producer, send_waiting};
 use crate::kafka::topics::{ensure_topics, TopicSpec};
-use crate::publish::{feeding_producer, send_waiting};
 
 /// Where and how fast to produce.
 pub struct LiveTarget {

@@ -9,7 +9,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use super::files::{push_json_line, SharedFile, FLUSH_BYTES};
-use crate::sources::rejected::{RejectKind, Rejected};
+use crate::streams::{RejectKind, Rejected};
 
 /// Counts of rejected inputs, with the first few reasons to show a human.
 #[derive(Debug, Default, Clone)]

@@ -8,8 +8,8 @@ use roomflow_dataflows::{Item, Reading};
 
 use super::formats::{self, Format, StreamContext};
 use super::inputs::{open, InputFile};
-use super::rejected::{RejectKind, Rejected};
 use super::validity::ValidRanges;
+use crate::streams::{RejectKind, Rejected};
 
 /// One input read line by line into [`Item`]s: readings with their line number, or dead letters.
 pub struct LineStream {

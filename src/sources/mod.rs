@@ -5,7 +5,6 @@
 //! - `inputs.rs`: finding recorded inputs, choosing their format, opening them, sharing them out.
 //! - `lines.rs`: reading one input line by line into readings and dead letters.
 //! - `validity.rs`: plausibility ranges per sensor.
-//! - `rejected.rs`: dead letters and late readings, as data.
 //! - `pacing.rs`: `--speed`, event time against wall time.
 //! - `replay.rs`: the timely source merging a worker's inputs by event time.
 
@@ -13,6 +12,5 @@ pub mod formats;
 pub mod inputs;
 pub mod lines;
 pub mod pacing;
-pub mod rejected;
 pub mod replay;
 pub mod validity;

@@ -10,16 +10,13 @@ use roomflow_dataflows::{Event, Horizon, Merge, Reading, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{ProbeHandle, Scope, Stream};
+use timely::dataflow::{ProbeHandle, Scope};
 
 use super::inputs::InputFile;
 use super::lines::LineStream;
 use super::pacing::Pacing;
-use super::rejected::Rejected;
 use super::validity::ValidRanges;
-
-/// Reading updates, as the dataflow's input collection takes them.
-pub type ReadingStream<'s> = Stream<'s, Time, Vec<(Reading, Time, isize)>>;
+use crate::streams::{ReadingStream, Rejected, RejectedStream};
 
 /// How a worker replays its inputs.
 pub struct ReplayOptions {
@@ -47,7 +44,7 @@ pub fn replay<'s>(
     scope: Scope<'s, Time>,
     options: ReplayOptions,
     progress: ProbeHandle<Time>,
-) -> (ReadingStream<'s>, Stream<'s, Time, Vec<Rejected>>) {
+) -> (ReadingStream<'s>, RejectedStream<'s>) {
     let mut builder = OperatorBuilder::new("Replay".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let (readings_output, readings) = builder.new_output();
