@@ -10,6 +10,9 @@
 //! - `source.rs`: the timely source: each worker reads the partitions it owns, judges lateness
 //!   per partition, and holds its capability where its partitions can still produce; it emits
 //!   checkpoint positions and marks.
+//! - `bookkeeping.rs`: what a worker's source keeps between activations, with the phases of an
+//!   activation (assign partitions, mark checkpoints, drain partitions, place the capability)
+//!   as its methods.
 //! - `partition.rs`: one partition as the source reads it: phase, watermark, stamping, end
 //!   detection, and its metrics.
 //! - `admission.rs`: what one message does: a reading (on time and stamped, or late) or a dead
@@ -20,6 +23,7 @@
 //! - `position.rs`: where a partition is (next offset, watermark), as checkpoints record it, and
 //!   where a resumed job starts.
 //! - `offsets.rs`: consumed positions waiting for their output to be acknowledged.
+//! - `committer.rs`: committing those positions to the consumer group, when and how.
 //! - `feed.rs`: the canonical reading message and the producer `publish` and `simulate` feed
 //!   sensor topics with.
 //! - `read.rs`: reading a whole topic once to its end (tools, examples and tests).
@@ -27,6 +31,8 @@
 //!   topic, tracking which dataflow times the broker has acknowledged.
 
 pub mod admission;
+mod bookkeeping;
+pub mod committer;
 pub mod config;
 pub mod coordination;
 pub mod discovery;

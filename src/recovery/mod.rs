@@ -12,9 +12,12 @@
 //! - `checkpoint.rs`: what a checkpoint holds (its time, the partitions' positions, the state).
 //! - `gather.rs`: the operator that assembles each checkpoint on worker 0 from the positions and
 //!   every worker's part of the state.
+//! - `saver.rs`: when the leading worker writes a checkpoint (once every output before it is
+//!   acknowledged, one at a time) and the checkpoint-age gauge.
 //! - `store.rs`: writing checkpoints to the `_checkpoints` collection atomically, and loading the
 //!   latest at start.
 
 pub mod checkpoint;
 pub mod gather;
+pub mod saver;
 pub mod store;

@@ -1,0 +1,412 @@
+//! What a worker's Kafka source keeps between activations, with the phases of one activation as
+//! its methods: take stray messages off the consumer's queue, assign newly owned partitions,
+//! decide whether to stop, mark checkpoints, drain partitions into effects, and find where the
+//! capability can go. The operator (`source.rs`) calls them in that order and sends the effects.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics::{gauge, Gauge};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use roomflow_dataflows::Time;
+use timely::dataflow::ProbeHandle;
+use timely::scheduling::SyncActivator;
+
+use super::admission::{Effects, Incoming, Rules};
+use super::config::{QuietEof, SourceConsumer};
+use super::discovery::{owner, Partition};
+use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
+use super::source::{KafkaSourceOptions, SourceState};
+use crate::telemetry::catalog;
+
+/// Where one partition's messages wait to be read: its own queue, and any that librdkafka
+/// delivered on the consumer's queue instead (kept in offset order, read first).
+struct Inbox {
+    queue: PartitionQueue<QuietEof>,
+    strays: VecDeque<OwnedMessage>,
+}
+
+/// A worker's source between activations.
+pub(super) struct SourceBookkeeping {
+    options: KafkaSourceOptions,
+    consumer: Arc<SourceConsumer>,
+    end_probe: Arc<EndProbe>,
+    /// Wakes the operator when a partition's queue becomes non-empty.
+    wake: Arc<SyncActivator>,
+    index: usize,
+    peers: usize,
+    /// The partitions read, each with its inbox at the same index.
+    readers: Vec<PartitionReader>,
+    inboxes: Vec<Inbox>,
+    owned: BTreeSet<Partition>,
+    /// The discovery generation last assigned from.
+    seen_generation: u64,
+    /// Whether the first listing of partitions is in (later partitions start at the beginning).
+    listed: bool,
+    idle_since: Option<Instant>,
+    /// The reader the next activation starts with, so one busy partition cannot starve others.
+    next_reader: usize,
+    rules: Rules,
+    /// What this activation's messages did, waiting to be sent.
+    pub effects: Effects,
+    /// The greatest time anything was sent at.
+    pub sent_up_to: Time,
+    /// When the last checkpoint mark was sent, and at which time.
+    last_mark: (Instant, Option<Time>),
+    /// Registered at the first figure: a worker that has read nothing has no lag to show.
+    frontier_lag: Option<Gauge>,
+}
+
+impl SourceBookkeeping {
+    /// The bookkeeping of worker `index` of `peers`, before any partition is assigned.
+    pub fn new(
+        options: KafkaSourceOptions,
+        state: &SourceState,
+        wake: Arc<SyncActivator>,
+        index: usize,
+        peers: usize,
+    ) -> Self {
+        let rules = Rules {
+            horizon: options.horizon,
+            valid: options.valid.clone(),
+            catch_up_tick_ms: options.catch_up_tick_ms,
+            catch_up_lag: options.catch_up_lag,
+        };
+        // No checkpoint at the start time: the one resumed from (or an empty one) is there.
+        let last_mark = (Instant::now(), Some(options.resume.time));
+        SourceBookkeeping {
+            consumer: state.consumer.clone(),
+            end_probe: state.end_probe.clone(),
+            options,
+            wake,
+            index,
+            peers,
+            readers: Vec::new(),
+            inboxes: Vec::new(),
+            owned: BTreeSet::new(),
+            seen_generation: 0,
+            listed: false,
+            idle_since: None,
+            next_reader: 0,
+            rules,
+            effects: Effects::new(),
+            sent_up_to: 0,
+            last_mark,
+            frontier_lag: None,
+        }
+    }
+
+    /// Handles the client's events. Every partition has a queue of its own, split off before it
+    /// was assigned, so librdkafka should never deliver a message on the consumer's queue; if it
+    /// does, the message is read in its partition's turn rather than lost.
+    pub fn take_strays(&mut self) {
+        while let Some(event) = self.consumer.poll(Duration::ZERO) {
+            let message = match event {
+                Err(error) => {
+                    tracing::warn!(%error, "Kafka consumer");
+                    continue;
+                }
+                Ok(message) => message,
+            };
+            let at = self.readers.iter().position(|reader| {
+                reader.partition.topic == message.topic()
+                    && reader.partition.partition == message.partition()
+            });
+            let Some(at) = at else {
+                tracing::error!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "a message of a partition this worker does not read; left unread"
+                );
+                continue;
+            };
+            if self.inboxes[at].strays.is_empty() {
+                tracing::warn!(
+                    partition = %self.readers[at].partition,
+                    offset = message.offset(),
+                    "a message arrived on the consumer's queue, not its partition's; read in order"
+                );
+            }
+            self.inboxes[at].strays.push_back(message.detach());
+        }
+    }
+
+    /// Assigns the partitions this worker owns and has not assigned yet, each at its resumed
+    /// position, the `--from` position (partitions present at start) or the beginning (later
+    /// ones).
+    pub fn assign_new_partitions(&mut self) {
+        let known = self
+            .options
+            .known
+            .lock()
+            .expect("no panics holding the lock");
+        if known.generation == self.seen_generation {
+            return;
+        }
+        self.seen_generation = known.generation;
+        let mut assignment = TopicPartitionList::new();
+        for partition in &known.partitions {
+            if owner(partition, self.peers) != self.index || self.owned.contains(partition) {
+                continue;
+            }
+            let resumed = self.options.resume.positions.get(partition);
+            let offset = match resumed {
+                Some(position) => Offset::Offset(position.next),
+                None if self.listed => Offset::Beginning,
+                None => self.options.start.offset(),
+            };
+            let Some(mut queue) = self
+                .consumer
+                .split_partition_queue(&partition.topic, partition.partition)
+            else {
+                tracing::warn!(%partition, "cannot read partition");
+                continue;
+            };
+            let wake = self.wake.clone();
+            queue.set_nonempty_callback(move || {
+                let _ = wake.activate();
+            });
+            assignment
+                .add_partition_offset(&partition.topic, partition.partition, offset)
+                .expect("valid offset");
+            self.owned.insert(partition.clone());
+            let phase = resumed.map_or(Phase::Unknown, |position| {
+                resumed_phase(&self.end_probe, partition, position.next)
+            });
+            // Its queue beside it: a message borrows the queue while the reader admits it.
+            self.inboxes.push(Inbox {
+                queue,
+                strays: VecDeque::new(),
+            });
+            self.readers.push(PartitionReader::new(
+                partition.clone(),
+                resumed,
+                self.options.resume.time,
+                phase,
+            ));
+        }
+        self.listed = known.listed;
+        if assignment.count() > 0 {
+            match self.consumer.incremental_assign(&assignment) {
+                Ok(()) => tracing::info!(
+                    worker = self.index,
+                    partitions = ?assignment
+                        .elements()
+                        .iter()
+                        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                        .collect::<Vec<_>>(),
+                    "reading partitions"
+                ),
+                Err(error) => tracing::error!(%error, "cannot assign partitions"),
+            }
+        }
+    }
+
+    /// Whether the source stops now: on SIGINT/SIGTERM, or once every partition has been caught
+    /// up for `--exit-when-idle`.
+    pub fn should_stop(&mut self) -> bool {
+        let all_caught_up = self.listed && self.readers.iter().all(|r| r.phase == Phase::CaughtUp);
+        if all_caught_up {
+            self.idle_since.get_or_insert_with(Instant::now);
+        }
+        let idle_long_enough = self
+            .options
+            .exit_when_idle
+            .zip(self.idle_since)
+            .is_some_and(|(limit, since)| since.elapsed() >= limit);
+        self.options.stop.load(Ordering::Relaxed) || idle_long_enough
+    }
+
+    /// The time of a checkpoint mark to send now, at the capability `now`, if this worker asks
+    /// for checkpoints: once the interval has passed and the previous one is written, or, when
+    /// the source is `stopping`, a last one where it stops (so a restart resumes from there).
+    /// Everything this worker sends from then on is at or after it.
+    pub fn checkpoint_mark(&mut self, now: Time, stopping: bool) -> Option<Time> {
+        let trigger = self.options.checkpoints.as_ref()?;
+        if self.last_mark.1 == Some(now) {
+            return None;
+        }
+        if stopping {
+            return Some(now);
+        }
+        if trigger.in_flight.get() || self.last_mark.0.elapsed() < trigger.interval {
+            return None;
+        }
+        tracing::debug!(time = now, "checkpoint mark");
+        trigger.in_flight.set(true);
+        self.last_mark = (Instant::now(), Some(now));
+        Some(now)
+    }
+
+    /// Whether the rest of the dataflow, or the sinks' acknowledgements, are too far behind the
+    /// `capability` to read more (flow control: a slow MongoDB slows reading down).
+    pub fn is_behind(&mut self, capability: Time, progress: &ProbeHandle<Time>) -> bool {
+        let behind = progress
+            .with_frontier(|f| f.first().copied())
+            .into_iter()
+            .chain(self.options.coordination.acked().flatten())
+            .any(|done| capability.saturating_sub(done) > self.options.max_ahead);
+        if behind {
+            // Waiting for output is not being idle: new messages may wait unread.
+            self.idle_since = None;
+        }
+        behind
+    }
+
+    /// Reads up to a batch of messages from the partitions in turn, admitting each into
+    /// `effects` at or after `capability`; whether more may be waiting.
+    pub fn drain_partitions(&mut self, capability: Time, state: &mut SourceState) -> bool {
+        let mut handled = 0;
+        let count = self.readers.len();
+        let client = self.consumer.client().native_ptr();
+        for step in 0..count {
+            let at = (self.next_reader + step) % count;
+            let (reader, inbox) = (&mut self.readers[at], &mut self.inboxes[at]);
+            let end = reader.fetched_end(client);
+            // A resumed partition that says nothing may be at its end: ask again now and then
+            // (the first answer may have timed out on a busy broker).
+            if reader.phase == Phase::Unknown
+                && reader
+                    .end_asked
+                    .is_some_and(|asked| asked.elapsed() >= Duration::from_secs(1))
+            {
+                reader.end_asked = Some(Instant::now());
+                if let Some(next) = reader.next_offset {
+                    reader.phase = resumed_phase(&self.end_probe, &reader.partition, next);
+                    reader.needs_catch_up = reader.phase == Phase::CaughtUp;
+                }
+            }
+            while handled < self.options.batch {
+                let stray = inbox.strays.pop_front();
+                let polled;
+                let (offset, key, payload) = if let Some(stray) = &stray {
+                    (stray.offset(), stray.key(), stray.payload())
+                } else {
+                    polled = match inbox.queue.poll(Duration::ZERO) {
+                        None => {
+                            // Caught up, even if the broker sends no end-of-partition event
+                            // (some do not, to a consumer that started at the end).
+                            if reader.phase != Phase::CaughtUp
+                                && reader
+                                    .next_offset
+                                    .zip(end)
+                                    .is_some_and(|(next, end)| next >= end)
+                            {
+                                reader.phase = Phase::CaughtUp;
+                                reader.needs_catch_up = true;
+                            }
+                            break;
+                        }
+                        Some(Err(KafkaError::PartitionEOF(_))) => {
+                            reader.phase = Phase::CaughtUp;
+                            reader.needs_catch_up = true;
+                            continue;
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(partition = %reader.partition, %error, "Kafka consumer");
+                            continue;
+                        }
+                        Some(Ok(message)) => message,
+                    };
+                    (polled.offset(), polled.key(), polled.payload())
+                };
+                handled += 1;
+                self.idle_since = None;
+                state.offsets.consumed(&reader.partition, offset + 1);
+                let incoming = Incoming {
+                    offset,
+                    key,
+                    payload: payload.unwrap_or_default(),
+                };
+                let effect = reader.admit(
+                    incoming,
+                    end,
+                    capability,
+                    &self.rules,
+                    &mut self.effects,
+                    &mut state.counts,
+                );
+                self.sent_up_to = self.sent_up_to.max(effect);
+            }
+            if handled >= self.options.batch {
+                self.next_reader = (at + 1) % count;
+                self.sent_up_to = self.sent_up_to.max(capability);
+                self.collect_positions();
+                return true;
+            }
+        }
+        self.sent_up_to = self.sent_up_to.max(capability);
+        self.collect_positions();
+        false
+    }
+
+    /// Moves the positions the readers completed into `effects`.
+    fn collect_positions(&mut self) {
+        self.effects.positions.extend(
+            self.readers
+                .iter_mut()
+                .filter_map(|reader| reader.unreported.take())
+                .map(|(time, position)| (position, time)),
+        );
+    }
+
+    /// Where the capability can go: the least stamp an active partition can still produce; with
+    /// none active, up to the newest capability anywhere (so an idle worker holds no one back).
+    pub fn capability_target(&self) -> Option<Time> {
+        let (horizon, catch_up_tick_ms) = (&self.options.horizon, self.options.catch_up_tick_ms);
+        let active = self
+            .readers
+            .iter()
+            .filter(|r| r.phase != Phase::CaughtUp)
+            .map(|r| r.lower_bound(horizon, catch_up_tick_ms))
+            .min();
+        match active {
+            Some(bound) => Some(bound),
+            None if self.listed => self
+                .readers
+                .iter()
+                .filter_map(|r| r.watermark.newest())
+                .map(|newest| horizon.stamp(newest.max(0)))
+                .chain(self.options.coordination.newest_capability())
+                .max(),
+            None => None,
+        }
+    }
+
+    /// Sets the partitions' lag and the worker's frontier lag; also while waiting for output,
+    /// when they matter most.
+    pub fn update_metrics(&mut self, progress: &ProbeHandle<Time>) {
+        let client = self.consumer.client().native_ptr();
+        for reader in self.readers.iter_mut() {
+            match (reader.fetched_end(client), reader.next_offset) {
+                (Some(end), Some(next)) => reader.metrics.set_lag(end, next),
+                // Read to its end without a message: empty from where it started.
+                (Some(end), None) if reader.phase == Phase::CaughtUp => {
+                    reader.metrics.set_lag(end, end)
+                }
+                _ => {}
+            }
+        }
+        let newest = self
+            .readers
+            .iter()
+            .filter_map(|r| r.watermark.newest())
+            .max();
+        if let (Some(newest), Some(frontier)) =
+            (newest, progress.with_frontier(|f| f.first().copied()))
+        {
+            let behind_ms = (newest.max(0) as Time).saturating_sub(frontier);
+            let index = self.index;
+            self.frontier_lag
+                .get_or_insert_with(|| gauge!(catalog::FRONTIER_LAG, "worker" => index.to_string()))
+                .set(behind_ms as f64 / 1000.0);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `roomflow run`: the streaming job. Sensor topics → the dataflows → the alpha and dead-letter
+//! topics (and MongoDB), with offsets committed only behind acknowledged output, until
+//! SIGINT/SIGTERM or, with `--exit-when-idle`, until caught up.
+//!
+//! What each file owns:
+//! - `mod.rs`: the command: checks, topics, the checkpoint to resume from, signals, the workers,
+//!   and the closing line.
+//! - `plan.rs`: what every worker is given ([`plan::JobPlan`]) and the totals they add up.
+//! - `dataflow.rs`: the job's dataflow, built by one function that returns its handles.
+//! - `worker.rs`: a worker's loop as a type: start, step, finish.
+
+pub mod dataflow;
+pub mod plan;
+pub mod worker;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use roomflow_dataflows::{Checkpointed, Settings};
+
+use crate::cli::RunArgs;
+use crate::kafka::discovery::{Discovery, TopicSelection};
+use crate::kafka::position::Resume;
+use crate::kafka::sink::SinkTopics;
+use crate::kafka::topics::{ensure_topics, TopicSpec};
+use crate::mongo::config::Mongo;
+use crate::recovery::store::CheckpointStore;
+use crate::sources::validity::ValidRanges;
+use crate::telemetry::health::Health;
+use plan::{JobPlan, Totals};
+use worker::JobWorker;
+
+/// Runs the streaming job.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let settings = args.settings()?;
+    let catch_up_tick_ms = args.catch_up_tick_ms()?;
+    let config = args.workers.timely_config()?;
+    let topics = SinkTopics {
+        alpha: args.alpha_topic.clone(),
+        dead_letters: args.dead_letter_topic.clone(),
+    };
+    let selection = topic_selection(&args, &topics)?;
+    // Bound first: a busy --metrics address fails at once, and probes see "starting" meanwhile.
+    let health = Arc::new(Health::new(args.workers.workers));
+    if let Some(address) = args.metrics {
+        crate::telemetry::server::serve(address, health.clone())?;
+    }
+    args.kafka.check_reachable()?;
+    ensure_topics(
+        &args.kafka,
+        &[
+            TopicSpec {
+                name: topics.alpha.clone(),
+                partitions: args.alpha_partitions,
+            },
+            TopicSpec {
+                name: topics.dead_letters.clone(),
+                partitions: args.alpha_partitions,
+            },
+        ],
+        args.replication_factor,
+    )?;
+    let mongo = args.mongo.connect()?;
+    let (store, resume, restored) = match &mongo {
+        Some(mongo) => resume_point(mongo, &args.group, settings)?,
+        None => (None, Resume::default(), Vec::new()),
+    };
+    let discovery = Discovery::start(&args.kafka, selection, args.discover_interval)?;
+
+    let stop = stop_on_signals()?;
+
+    tracing::info!(
+        brokers = %args.kafka.brokers,
+        alpha = %topics.alpha,
+        dead_letters = %topics.dead_letters,
+        group = %args.group,
+        from = ?args.from,
+        workers = args.workers.workers,
+        processes = args.workers.processes,
+        process = args.workers.process,
+        "roomflow run starting"
+    );
+
+    let plan = Arc::new(JobPlan {
+        kafka: args.kafka.clone(),
+        group: args.group.clone(),
+        topics,
+        settings,
+        from: args.from,
+        batch: args.batch.max(1),
+        exit_when_idle: args.exit_when_idle,
+        catch_up_tick_ms,
+        catch_up_lag: args.catch_up_lag,
+        checkpoint_interval: args.checkpoint_interval,
+        valid: Arc::new(ValidRanges::new(&args.valid)),
+        known: discovery.known.clone(),
+        resume: Arc::new(resume),
+        mongo,
+        restored: Mutex::new(Some(restored)),
+        store: Mutex::new(store),
+        stop,
+        health,
+        totals: Mutex::new(Totals::default()),
+    });
+    let workers_plan = plan.clone();
+    let guards = timely::execute(config, move |worker| -> Result<(), String> {
+        let mut job = JobWorker::start(worker, &workers_plan)?;
+        while job.step()? {}
+        job.finish()
+    })
+    .map_err(anyhow::Error::msg)
+    .context("cannot start the workers")?;
+    let mut failure = None;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failure = failure.or(Some(error)),
+            Err(panic) => failure = failure.or(Some(format!("a worker failed: {panic}"))),
+        }
+    }
+    drop(discovery);
+    if let Some(failure) = failure {
+        bail!(failure);
+    }
+    let totals = plan.totals.lock().expect("workers are done");
+    tracing::info!(
+        messages = totals.source.messages,
+        readings = totals.source.readings,
+        dead_letters = totals.source.dead_letters,
+        late = totals.source.late,
+        changes = totals.changes,
+        mongo_documents = totals.mongo_documents,
+        mongo_round_trips = totals.mongo_round_trips,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "roomflow run stopped cleanly; offsets committed"
+    );
+    Ok(())
+}
+
+/// The sensor topics to read: named, or matching a pattern (never the job's own outputs).
+fn topic_selection(args: &RunArgs, topics: &SinkTopics) -> anyhow::Result<TopicSelection> {
+    let outputs = [topics.alpha.clone(), topics.dead_letters.clone()];
+    match &args.topic_pattern {
+        Some(pattern) => Ok(TopicSelection::Pattern {
+            pattern: pattern.clone(),
+            except: outputs.to_vec(),
+        }),
+        None => {
+            if args.topics.iter().any(|name| outputs.contains(name)) {
+                bail!("--topics must not include the job's own output topics (--alpha-topic, --dead-letter-topic)");
+            }
+            Ok(TopicSelection::Named(args.topics.clone()))
+        }
+    }
+}
+
+/// The checkpoint store of `group`, where the job resumes and the state it resumes with.
+fn resume_point(
+    mongo: &Mongo,
+    group: &str,
+    settings: Settings,
+) -> anyhow::Result<(Option<CheckpointStore>, Resume, Vec<Checkpointed>)> {
+    let (store, checkpoint) = CheckpointStore::open(mongo, group, settings)?;
+    match checkpoint {
+        Some(checkpoint) => {
+            tracing::info!(
+                time = checkpoint.time,
+                records = checkpoint.state.len(),
+                partitions = checkpoint.positions.len(),
+                "resuming from the checkpoint of group {group:?}"
+            );
+            Ok((Some(store), checkpoint.resume(), checkpoint.state))
+        }
+        None => {
+            tracing::info!("no checkpoint of group {group:?} in MongoDB: starting as --from says");
+            Ok((Some(store), Resume::default(), Vec::new()))
+        }
+    }
+}
+
+/// A flag the first SIGINT/SIGTERM sets (the job stops cleanly); a second one exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .context("cannot handle signals")?;
+        signal_hook::flag::register(signal, stop.clone()).context("cannot handle signals")?;
+    }
+    Ok(stop)
+}

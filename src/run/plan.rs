@@ -1,0 +1,106 @@
+//! What every worker of the streaming job is given: the settings, the clients' configuration,
+//! where the job resumes, and the few things shared across a process's workers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roomflow_dataflows::{Checkpointed, Settings, Time};
+
+use crate::kafka::admission::SourceCounts;
+use crate::kafka::config::KafkaArgs;
+use crate::kafka::discovery::Known;
+use crate::kafka::position::Resume;
+use crate::kafka::sink::SinkTopics;
+use crate::kafka::source::{KafkaSourceOptions, StartFrom};
+use crate::mongo::config::Mongo;
+use crate::recovery::store::CheckpointStore;
+use crate::sources::validity::ValidRanges;
+use crate::telemetry::health::Health;
+
+/// The job as every worker builds it.
+pub struct JobPlan {
+    /// Brokers and client properties.
+    pub kafka: KafkaArgs,
+    /// The consumer group (and the checkpoint's name).
+    pub group: String,
+    /// Output topics.
+    pub topics: SinkTopics,
+    /// Windows, lateness and tick.
+    pub settings: Settings,
+    /// Where partitions without a committed offset start.
+    pub from: StartFrom,
+    /// Messages handled per source activation.
+    pub batch: usize,
+    /// Stop once caught up and idle this long.
+    pub exit_when_idle: Option<Duration>,
+    /// Dataflow-time granularity of partitions catching up.
+    pub catch_up_tick_ms: i64,
+    /// Backlog above which a partition is catching up.
+    pub catch_up_lag: i64,
+    /// Time between checkpoints (with `--mongo`).
+    pub checkpoint_interval: Duration,
+    /// Plausibility ranges.
+    pub valid: Arc<ValidRanges>,
+    /// Partitions this process knows of (the discovery thread keeps it current).
+    pub known: Arc<Mutex<Known>>,
+    /// Where the job resumes: time 0 and no positions for a fresh job.
+    pub resume: Arc<Resume>,
+    /// MongoDB, with `--mongo`.
+    pub mongo: Option<Mongo>,
+    /// The restored state; worker 0 takes it and feeds it in.
+    pub restored: Mutex<Option<Vec<Checkpointed>>>,
+    /// The checkpoint store; worker 0 takes it and writes the checkpoints.
+    pub store: Mutex<Option<CheckpointStore>>,
+    /// Set by SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// Liveness and readiness, per worker.
+    pub health: Arc<Health>,
+    /// What the workers did, added up as each finishes.
+    pub totals: Mutex<Totals>,
+}
+
+impl JobPlan {
+    /// How far (dataflow time) a source may run ahead of the end of the dataflow: a few coarse
+    /// ticks, as a partition catching up moves a whole catch-up tick at a time.
+    pub fn max_ahead(&self) -> Time {
+        (8 * self.catch_up_tick_ms) as Time
+    }
+
+    /// The options of a worker's Kafka source (without the checkpoint trigger).
+    pub fn source_options(
+        &self,
+        coordination: crate::kafka::coordination::CoordinationView,
+    ) -> KafkaSourceOptions {
+        KafkaSourceOptions {
+            known: self.known.clone(),
+            start: self.from,
+            horizon: self.settings.horizon(),
+            valid: self.valid.clone(),
+            batch: self.batch,
+            stop: self.stop.clone(),
+            exit_when_idle: self.exit_when_idle,
+            coordination,
+            max_ahead: self.max_ahead(),
+            catch_up_tick_ms: self.catch_up_tick_ms,
+            catch_up_lag: self.catch_up_lag,
+            resume: self.resume.clone(),
+            checkpoints: None,
+        }
+    }
+}
+
+/// Totals over a process's workers, for the closing log line.
+#[derive(Default)]
+pub struct Totals {
+    /// What the sources read.
+    pub source: SourceCounts,
+    /// Changes produced to alpha.
+    pub changes: u64,
+    /// Messages produced to the dead-letter topic.
+    pub dead_letter_messages: u64,
+    /// Documents written to MongoDB.
+    pub mongo_documents: u64,
+    /// MongoDB round trips.
+    pub mongo_round_trips: u64,
+}
