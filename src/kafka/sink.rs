@@ -57,6 +57,18 @@ impl Deliveries {
             .0 += 1;
     }
 
+    /// One message of `time` is acknowledged.
+    fn acknowledged(&self, time: Time) {
+        let mut outstanding = self.outstanding.lock().expect("no panics holding the lock");
+        if let Some((count, first_sent)) = outstanding.get_mut(&time) {
+            *count -= 1;
+            if *count == 0 {
+                self.batch_seconds.record(first_sent.elapsed());
+                outstanding.remove(&time);
+            }
+        }
+    }
+
     /// The least time with a message not yet acknowledged.
     pub fn least_outstanding(&self) -> Option<Time> {
         self.outstanding
@@ -95,19 +107,7 @@ impl ProducerContext for DeliveryTracker {
             // committed, and the job stops with the failure.
             return;
         }
-        let mut outstanding = self
-            .0
-            .outstanding
-            .lock()
-            .expect("no panics holding the lock");
-        let time = time as Time;
-        if let Some((count, first_sent)) = outstanding.get_mut(&time) {
-            *count -= 1;
-            if *count == 0 {
-                self.0.batch_seconds.record(first_sent.elapsed());
-                outstanding.remove(&time);
-            }
-        }
+        self.0.acknowledged(time as Time);
     }
 }
 
@@ -314,4 +314,38 @@ pub fn flush(producer: &AlphaProducer, timeout: Duration) -> anyhow::Result<()> 
     producer
         .flush(timeout)
         .map_err(|error| anyhow::anyhow!("cannot flush the Kafka producer: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_is_acknowledged_once_all_its_messages_are_and_the_input_has_passed_it() {
+        let deliveries = Deliveries::new();
+        let mut sink = SinkState::starting_at(0);
+        // Three messages at 10, one at 20; the sink's input has moved on to 30.
+        for time in [10, 10, 20, 10] {
+            deliveries.sent(time);
+        }
+        sink.frontier = Some(30);
+        assert_eq!(sink.acked(&deliveries), Some(10));
+        // Acknowledgements come in any order; 10 is out only when its last message is.
+        deliveries.acknowledged(20);
+        deliveries.acknowledged(10);
+        deliveries.acknowledged(10);
+        assert_eq!(sink.acked(&deliveries), Some(10));
+        deliveries.acknowledged(10);
+        assert_eq!(deliveries.least_outstanding(), None);
+        // Nothing outstanding: acknowledged up to the input frontier, not beyond it.
+        assert_eq!(sink.acked(&deliveries), Some(30));
+        // A message sent at 40 while the input is at 30 holds it at 30 still.
+        deliveries.sent(40);
+        assert_eq!(sink.acked(&deliveries), Some(30));
+        // The input done: what is outstanding holds it, then nothing does.
+        sink.frontier = None;
+        assert_eq!(sink.acked(&deliveries), Some(40));
+        deliveries.acknowledged(40);
+        assert_eq!(sink.acked(&deliveries), None);
+    }
 }

@@ -91,6 +91,50 @@ impl Coalesced {
     }
 }
 
+/// One write command: its collection, its body and how many statements it holds.
+#[derive(Debug, PartialEq)]
+struct Command {
+    target: Target,
+    body: Document,
+    statements: usize,
+}
+
+impl Coalesced {
+    /// The commands that write it: per collection, its upserts in `update` commands and its
+    /// deletes in `delete` commands, [`STATEMENTS`] at most each, keys in order.
+    fn into_commands(self) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for (target, writes) in self.writes {
+            let mut writes: Vec<(String, Option<Document>)> = writes.into_iter().collect();
+            writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+            for (id, document) in writes {
+                match document {
+                    Some(document) => upserts.push(Bson::Document(doc! {
+                        "q": { "_id": id }, "u": document, "upsert": true,
+                    })),
+                    None => deletes.push(Bson::Document(doc! { "q": { "_id": id }, "limit": 1 })),
+                }
+            }
+            for chunk in upserts.chunks(STATEMENTS) {
+                commands.push(Command {
+                    target,
+                    body: doc! { "update": target.name(), "updates": chunk, "ordered": false },
+                    statements: chunk.len(),
+                });
+            }
+            for chunk in deletes.chunks(STATEMENTS) {
+                commands.push(Command {
+                    target,
+                    body: doc! { "delete": target.name(), "deletes": chunk, "ordered": false },
+                    statements: chunk.len(),
+                });
+            }
+        }
+        commands
+    }
+}
+
 /// Writes every batch `batches` delivers, in order, until the sink closes it.
 pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress: &WriterProgress) {
     while let Some(first) = batches.recv().await {
@@ -106,31 +150,14 @@ pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress:
                 Err(_) => break,
             }
         }
-        for (target, writes) in coalesced.writes {
-            let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
-            for (id, document) in writes {
-                match document {
-                    Some(document) => upserts.push(Bson::Document(doc! {
-                        "q": { "_id": id }, "u": document, "upsert": true,
-                    })),
-                    None => deletes.push(Bson::Document(doc! { "q": { "_id": id }, "limit": 1 })),
-                }
-            }
-            let written = counter!(
+        for command in coalesced.into_commands() {
+            run(&db, command.body, command.statements, progress).await;
+            counter!(
                 catalog::CHANGES_OUT,
-                "collection" => target.name(),
+                "collection" => command.target.name(),
                 "sink" => catalog::SINK_MONGODB
-            );
-            for chunk in upserts.chunks(STATEMENTS) {
-                let command = doc! { "update": target.name(), "updates": chunk, "ordered": false };
-                run(&db, command, chunk.len(), progress).await;
-                written.increment(chunk.len() as u64);
-            }
-            for chunk in deletes.chunks(STATEMENTS) {
-                let command = doc! { "delete": target.name(), "deletes": chunk, "ordered": false };
-                run(&db, command, chunk.len(), progress).await;
-                written.increment(chunk.len() as u64);
-            }
+            )
+            .increment(command.statements as u64);
         }
         progress.written.store(last, Ordering::Release);
     }
@@ -174,5 +201,94 @@ async fn run(db: &Database, command: Document, statements: usize, progress: &Wri
                 attempt += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomflow_dataflows::records::RoomSensorKey;
+    use roomflow_dataflows::{Change, CollectionChange, KeyChange, RoomAverage};
+
+    fn average(room: &str, count: i64, sum: i128) -> Item {
+        Item::Change(Change {
+            time: 0,
+            change: CollectionChange::RoomAverages(KeyChange::Upsert(RoomAverage {
+                room: room.into(),
+                sensor: "co2".into(),
+                count,
+                sum,
+            })),
+        })
+    }
+
+    fn deleted(room: &str) -> Item {
+        Item::Change(Change {
+            time: 0,
+            change: CollectionChange::RoomAverages(KeyChange::Delete(RoomSensorKey {
+                room: room.into(),
+                sensor: "co2".into(),
+            })),
+        })
+    }
+
+    #[test]
+    fn a_keys_writes_collapse_to_its_last_and_each_kind_is_one_command() {
+        let progress = WriterProgress::default();
+        let mut coalesced = Coalesced::default();
+        // Batch 1: a twice (2 then 3 readings), b once. Batch 2: b deleted, c written.
+        coalesced.add(
+            vec![
+                average("a", 2, 2_000_000),
+                average("b", 1, 5_000_000),
+                average("a", 3, 6_000_000),
+            ],
+            &progress,
+        );
+        coalesced.add(vec![deleted("b"), average("c", 1, 1_000_000)], &progress);
+        assert_eq!(coalesced.items, 5);
+        let commands = coalesced.into_commands();
+        assert_eq!(progress.failure(), None);
+        // One update with a (its last value: 3 readings, 6.0 in all, mean 2.0) and c; one delete of b.
+        assert_eq!(
+            commands,
+            vec![
+                Command {
+                    target: Target::RoomAverages,
+                    body: doc! { "update": "room_averages", "updates": [
+                        { "q": { "_id": r#"["a","co2"]"# }, "u": {
+                            "_id": r#"["a","co2"]"#, "room": "a", "sensor": "co2",
+                            "count": 3i64, "sum": 6.0, "avg": 2.0 }, "upsert": true },
+                        { "q": { "_id": r#"["c","co2"]"# }, "u": {
+                            "_id": r#"["c","co2"]"#, "room": "c", "sensor": "co2",
+                            "count": 1i64, "sum": 1.0, "avg": 1.0 }, "upsert": true },
+                    ], "ordered": false },
+                    statements: 2,
+                },
+                Command {
+                    target: Target::RoomAverages,
+                    body: doc! { "delete": "room_averages", "deletes": [
+                        { "q": { "_id": r#"["b","co2"]"# }, "limit": 1 },
+                    ], "ordered": false },
+                    statements: 1,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_hold_at_most_their_statement_limit() {
+        let progress = WriterProgress::default();
+        let mut coalesced = Coalesced::default();
+        let items = (0..STATEMENTS + 1)
+            .map(|n| average(&format!("r{n:05}"), 1, 1))
+            .collect();
+        coalesced.add(items, &progress);
+        let sizes: Vec<usize> = coalesced
+            .into_commands()
+            .iter()
+            .map(|command| command.statements)
+            .collect();
+        assert_eq!(sizes, vec![STATEMENTS, 1]);
     }
 }

@@ -83,17 +83,22 @@ impl CheckpointStore {
     /// Writes `checkpoint` as the new head; the previous one is deleted once it is replaced.
     pub async fn save(&mut self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
         let generation = self.head.map_or(1, |(generation, _)| generation + 1);
-        let chunks: Vec<&[Checkpointed]> = checkpoint.state.chunks(RECORDS_PER_CHUNK).collect();
-        let mut statements = Vec::new();
-        for (n, chunk) in chunks.iter().enumerate() {
-            let id = chunk_id(&self.group, generation, n as i64);
-            let records = serde_json::to_string(chunk).expect("records serialize");
-            statements.push(Bson::Document(doc! {
-                "q": { "_id": &id },
-                "u": { "_id": &id, "records": records },
-                "upsert": true,
-            }));
-        }
+        let chunks = chunk_documents(
+            &self.group,
+            generation,
+            &checkpoint.state,
+            RECORDS_PER_CHUNK,
+        );
+        let statements: Vec<Bson> = chunks
+            .iter()
+            .map(|chunk| {
+                Bson::Document(doc! {
+                    "q": { "_id": chunk.get_str("_id").expect("chunks have an id") },
+                    "u": chunk,
+                    "upsert": true,
+                })
+            })
+            .collect();
         for batch in statements.chunks(8) {
             command(
                 &self.db,
@@ -153,6 +158,32 @@ impl CheckpointStore {
     }
 }
 
+/// The chunk documents of `state`, `per_chunk` records each: `_id` `<group>/<generation>/<n>`,
+/// the records as one JSON array.
+fn chunk_documents(
+    group: &str,
+    generation: i64,
+    state: &[Checkpointed],
+    per_chunk: usize,
+) -> Vec<Document> {
+    state
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(n, records)| {
+            let records = serde_json::to_string(records).expect("records serialize");
+            doc! { "_id": chunk_id(group, generation, n as i64), "records": records }
+        })
+        .collect()
+}
+
+/// The records of chunk `id`.
+fn read_chunk(id: &str, chunk: &Document) -> anyhow::Result<Vec<Checkpointed>> {
+    let records = chunk
+        .get_str("records")
+        .with_context(|| format!("checkpoint chunk {id} has no records"))?;
+    serde_json::from_str(records).with_context(|| format!("checkpoint chunk {id} is not readable"))
+}
+
 async fn command(db: &Database, command: Document) -> anyhow::Result<()> {
     let answer = db.run_command(command).await?;
     if let Ok(errors) = answer.get_array("writeErrors") {
@@ -185,9 +216,7 @@ async fn load(db: &Database, group: &str) -> anyhow::Result<Option<(Stored, i64,
             .find_one(doc! { "_id": &id })
             .await?
             .with_context(|| format!("checkpoint chunk {id} is missing"))?;
-        let records: Vec<Checkpointed> = serde_json::from_str(chunk.get_str("records")?)
-            .with_context(|| format!("checkpoint chunk {id} is not readable"))?;
-        state.extend(records);
+        state.extend(read_chunk(&id, &chunk)?);
     }
     let mut positions = BTreeMap::new();
     for position in head.get_array("positions")? {
@@ -225,4 +254,58 @@ async fn load(db: &Database, group: &str) -> anyhow::Result<Option<(Stored, i64,
         integer(&head, "window_ms")?,
         integer(&head, "lateness_ms")?,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomflow_dataflows::{Fixed, RoomAverage};
+
+    fn temperature(room: &str, ts: i64) -> Checkpointed {
+        Checkpointed::Temperature {
+            room: room.into(),
+            ts,
+            value: Fixed(21_500_000),
+        }
+    }
+
+    #[test]
+    fn state_is_written_in_numbered_chunks_and_read_back_whole() {
+        let state = vec![
+            Checkpointed::Room(RoomAverage {
+                room: "a".into(),
+                sensor: "co2".into(),
+                count: 2,
+                sum: 900_000_000,
+            }),
+            temperature("a", 1),
+            temperature("a", 2),
+            temperature("b", 3),
+            temperature("b", 4),
+        ];
+        // Five records, two per chunk: 2 + 2 + 1.
+        let chunks = chunk_documents("job", 7, &state, 2);
+        let ids: Vec<&str> = chunks.iter().map(|c| c.get_str("_id").unwrap()).collect();
+        assert_eq!(ids, vec!["job/7/0", "job/7/1", "job/7/2"]);
+        let mut read = Vec::new();
+        for chunk in &chunks {
+            read.extend(read_chunk(chunk.get_str("_id").unwrap(), chunk).unwrap());
+        }
+        assert_eq!(read, state);
+        assert!(chunk_documents("job", 1, &[], 2).is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_chunk_names_itself() {
+        let error = read_chunk("job/3/1", &doc! { "_id": "job/3/1", "records": "[{" }).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("checkpoint chunk job/3/1 is not readable"),
+            "{error:#}"
+        );
+        let error = read_chunk("job/3/2", &doc! { "_id": "job/3/2" }).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("checkpoint chunk job/3/2 has no records"),
+            "{error:#}"
+        );
+    }
 }
