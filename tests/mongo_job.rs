@@ -1,5 +1,5 @@
-//! The MongoDB sink and checkpoints, against real servers (the local stand-ins `scripts/kafka.sh`
-//! and `scripts/mongo.sh` run, or `KAFKA_BROKERS` and `ROOMFLOW_TEST_MONGO`): replay writes the
+//! The MongoDB sink and checkpoints, against real servers (Apache Kafka from `scripts/kafka.sh`
+//! and the MongoDB stand-in from `scripts/mongo.sh`, or `KAFKA_BROKERS` and `ROOMFLOW_TEST_MONGO`): replay writes the
 //! final state; a job killed with SIGKILL and restarted several times ends with the same
 //! collections as one never interrupted, resuming from checkpoints; a MongoDB outage mid-run
 //! loses nothing.

@@ -1,0 +1,93 @@
+//! `roomflow replay`'s flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+
+use super::{duration, format, positive, settings, WorkerArgs};
+use crate::mongo::config::MongoArgs;
+use crate::sources::formats::Format;
+use crate::sources::validity::ValidRange;
+
+/// `roomflow replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Files and directories to replay (`.gz` read transparently); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Input format; detected per file from its name and first line when not given.
+    #[arg(long, value_parser = format, env = "ROOMFLOW_FORMAT")]
+    pub format: Option<Format>,
+    /// Replay at this many times the recorded pace (default: as fast as possible).
+    #[arg(long, value_parser = positive, env = "ROOMFLOW_SPEED")]
+    pub speed: Option<f64>,
+    /// Plausible range of a sensor, SENSOR=MIN..MAX; readings outside are dead letters. Repeatable.
+    #[arg(
+        long = "valid",
+        value_name = "SENSOR=MIN..MAX",
+        env = "ROOMFLOW_VALID",
+        value_delimiter = ','
+    )]
+    pub valid: Vec<ValidRange>,
+    /// Length of the tumbling windows of window_averages.
+    #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_WINDOW")]
+    pub window: Duration,
+    /// How far behind its input's newest event time a reading may arrive and still be applied.
+    #[arg(long, value_parser = duration, default_value = "5m", env = "ROOMFLOW_LATENESS")]
+    pub lateness: Duration,
+    /// Granularity of dataflow time: outputs change at most once per tick per key. Replay
+    /// compresses days into seconds, so it defaults to one version per minute of event time;
+    /// final results are the same for any tick.
+    #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_TICK")]
+    pub tick: Duration,
+    /// Write the final collections, dead letters and late readings to this directory.
+    #[arg(long, value_name = "DIR", env = "ROOMFLOW_OUT")]
+    pub out: Option<PathBuf>,
+    /// Also write DIR/changes.jsonl: every change, in dataflow-time order (needs --out).
+    #[arg(long, requires = "out", env = "ROOMFLOW_CHANGES")]
+    pub changes: bool,
+    /// Show a progress bar: auto (on a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "ROOMFLOW_PROGRESS")]
+    pub progress: Progress,
+    /// Input events a worker handles per scheduling step.
+    #[arg(long, default_value_t = 32768, hide = true, env = "ROOMFLOW_BATCH")]
+    pub batch: usize,
+    /// MongoDB (replay replaces the contents of the collections it writes).
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// When to show a progress bar (`--progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Progress {
+    /// Whether to show the bar here.
+    pub fn show(self) -> bool {
+        match self {
+            Progress::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            Progress::Always => true,
+            Progress::Never => false,
+        }
+    }
+}
+
+impl ReplayArgs {
+    /// Window, lateness and tick in milliseconds, checked.
+    pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
+        settings(self.window, self.lateness, self.tick)
+    }
+}
