@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: a command (`replay`, `run`, `publish`, `simulate`) wires sources
 //! (`sources`, `kafka::source`) to the pure computations of the `roomflow-dataflows` crate, and
-//! those to sinks (`sinks`, `kafka::sink`, `mongo`). `cli` holds every command's flags;
+//! the one typed change stream those produce to sinks (`sinks`, `kafka::sink`, `mongo`).
+//! `streams` holds the stream types sources and sinks share; `cli` every command's flags;
 //! `recovery` what a checkpoint is and how it is gathered, saved and loaded; `telemetry` the
 //! metrics, health probes and logs.
 
