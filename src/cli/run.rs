@@ -7,7 +7,7 @@ use clap::{ArgAction, Args};
 
 use super::{duration, millis, regex, settings, WorkerArgs};
 use crate::kafka::config::KafkaArgs;
-use crate::kafka::source::StartFrom;
+use crate::kafka::source_options::StartFrom;
 use crate::mongo::config::MongoArgs;
 use crate::sources::validity::ValidRange;
 

@@ -22,7 +22,7 @@ use super::admission::{Effects, Incoming, Rules};
 use super::config::{QuietEof, SourceConsumer};
 use super::discovery::{owner, Partition};
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
-use super::source::{KafkaSourceOptions, SourceState};
+use super::source_options::{KafkaSourceOptions, SourceState};
 use crate::telemetry::catalog;
 
 /// Where one partition's messages wait to be read: its own queue, and any that librdkafka

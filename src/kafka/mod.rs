@@ -10,6 +10,8 @@
 //! - `source.rs`: the timely source: each worker reads the partitions it owns, judges lateness
 //!   per partition, and holds its capability where its partitions can still produce; it emits
 //!   checkpoint positions and marks.
+//! - `source_options.rs`: what a worker's source is given, and what it shares with the worker
+//!   loop.
 //! - `bookkeeping.rs`: what a worker's source keeps between activations, with the phases of an
 //!   activation (assign partitions, mark checkpoints, drain partitions, place the capability)
 //!   as its methods.
@@ -43,4 +45,5 @@ pub mod position;
 pub mod read;
 pub mod sink;
 pub mod source;
+pub mod source_options;
 pub mod topics;

@@ -23,107 +23,25 @@
 //! Polling never blocks: librdkafka wakes the operator when a partition's queue becomes
 //! non-empty, and it also wakes itself periodically to notice new partitions and stop requests.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::Offset;
-use roomflow_dataflows::{Horizon, Time};
+use roomflow_dataflows::Time;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::admission::SourceCounts;
 use super::bookkeeping::SourceBookkeeping;
-use super::config::SourceConsumer;
-use super::coordination::CoordinationView;
-use super::discovery::Known;
-use super::offsets::PendingOffsets;
-use super::partition::EndProbe;
-use super::position::{PartitionPosition, Resume};
-use crate::sources::validity::ValidRanges;
+use super::position::PartitionPosition;
+use super::source_options::{KafkaSourceOptions, SourceState};
 use crate::streams::{ReadingStream, Rejected};
 
 /// How often the source wakes without data: to notice new partitions, stop requests, and the
 /// progress of other workers.
 const TICK: Duration = Duration::from_millis(10);
-
-/// Where to start reading partitions present when the job starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StartFrom {
-    /// The oldest retained message: rebuilds the all-time state from the whole topic.
-    Earliest,
-    /// The group's committed offsets (earliest where none): continues after the last run.
-    Committed,
-    /// Only messages produced from now on.
-    Latest,
-}
-
-impl StartFrom {
-    pub(super) fn offset(self) -> Offset {
-        match self {
-            StartFrom::Earliest => Offset::Beginning,
-            StartFrom::Committed => Offset::Stored,
-            StartFrom::Latest => Offset::End,
-        }
-    }
-}
-
-/// How a worker reads Kafka.
-pub struct KafkaSourceOptions {
-    /// Partitions known to this process.
-    pub known: Arc<Mutex<Known>>,
-    /// Start position of partitions present at start; later ones are read from the beginning.
-    pub start: StartFrom,
-    /// Lateness and tick.
-    pub horizon: Horizon,
-    /// Plausibility ranges.
-    pub valid: Arc<ValidRanges>,
-    /// Messages handled per activation.
-    pub batch: usize,
-    /// Set on SIGINT/SIGTERM: stop reading.
-    pub stop: Arc<AtomicBool>,
-    /// Stop once every partition of this worker has been caught up for this long.
-    pub exit_when_idle: Option<Duration>,
-    /// What the other workers report.
-    pub coordination: CoordinationView,
-    /// How far (dataflow time) the source may run ahead of the end of the dataflow.
-    pub max_ahead: Time,
-    /// Granularity (ms) of dataflow time for partitions catching up; a multiple of the tick.
-    pub catch_up_tick_ms: i64,
-    /// Backlog (messages) above which a partition is catching up.
-    pub catch_up_lag: i64,
-    /// Where a resumed job starts (time 0 and no positions for a fresh one).
-    pub resume: Arc<Resume>,
-    /// On the worker that asks for checkpoints: how often, and whether one is being written.
-    pub checkpoints: Option<CheckpointTrigger>,
-}
-
-/// When the leading worker's source asks for a checkpoint: at its capability, once the interval
-/// has passed and the previous checkpoint is written.
-pub struct CheckpointTrigger {
-    /// Time between checkpoints.
-    pub interval: Duration,
-    /// Set when a mark is sent; the worker's loop clears it once that checkpoint is written.
-    pub in_flight: Rc<Cell<bool>>,
-}
-
-/// What a worker's source shares with the worker's loop, which commits offsets and reports.
-pub struct SourceState {
-    /// The consumer, shared so the loop can commit after the operator has finished.
-    pub consumer: Arc<SourceConsumer>,
-    /// Where resumed partitions end is asked through this client.
-    pub end_probe: Arc<EndProbe>,
-    /// Consumed positions waiting for their output to be acknowledged.
-    pub offsets: PendingOffsets,
-    /// The source's capability; `None` once it has stopped.
-    pub capability: Option<Time>,
-    /// Counts.
-    pub counts: SourceCounts,
-}
 
 /// The Kafka source of this worker: reading updates, and rejected messages. `progress` is probed
 /// at the end of the dataflow, for flow control.

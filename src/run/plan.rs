@@ -12,7 +12,7 @@ use crate::kafka::config::KafkaArgs;
 use crate::kafka::discovery::Known;
 use crate::kafka::position::Resume;
 use crate::kafka::sink::SinkTopics;
-use crate::kafka::source::{KafkaSourceOptions, StartFrom};
+use crate::kafka::source_options::{KafkaSourceOptions, StartFrom};
 use crate::mongo::config::Mongo;
 use crate::recovery::store::CheckpointStore;
 use crate::sources::validity::ValidRanges;
