@@ -205,4 +205,38 @@ mod tests {
             vec![position(0, 104, 1_500), position(1, 200, 2_000)]
         );
     }
+
+    #[test]
+    fn a_mark_takes_the_positions_applied_before_its_time_and_positions_never_go_back() {
+        let mut applied = BTreeMap::new();
+        // Time 10: partition 0 at 5.
+        assert!(apply_time(&mut applied, 10, vec![Part::Position(position(0, 5, 50))]).is_none());
+        // Time 20: marked, with one state record and an older report of partition 0 (at 3).
+        let record = Checkpointed::Temperature {
+            room: "a".into(),
+            ts: 1,
+            value: roomflow_dataflows::Fixed(0),
+        };
+        let checkpoint = apply_time(
+            &mut applied,
+            20,
+            vec![
+                Part::Mark,
+                Part::Position(position(0, 3, 30)),
+                Part::State(record.clone()),
+            ],
+        )
+        .expect("marked");
+        assert_eq!(checkpoint.time, 20);
+        assert_eq!(
+            checkpoint.positions.values().cloned().collect::<Vec<_>>(),
+            vec![position(0, 5, 50)]
+        );
+        assert_eq!(checkpoint.state, vec![record]);
+        // The older report did not move partition 0 back.
+        assert_eq!(
+            applied.values().cloned().collect::<Vec<_>>(),
+            vec![position(0, 5, 50)]
+        );
+    }
 }

@@ -8,7 +8,8 @@
 //! readings held back by more (late, dropped and counted by the job), and malformed lines. The
 //! output depends only on the options, the seed included.
 //!
-//! - `mod.rs`: the `roomflow simulate` command, [`SimulateOptions`], [`SimulateSummary`],
+//! - `command.rs`: the `roomflow simulate` command: options from its flags, where lines go.
+//! - `mod.rs`: [`SimulateOptions`], [`SimulateSummary`],
 //!   [`room_name`] and [`generate`], which interleaves the streams by event time and decides which
 //!   lines are malformed, out of order or late.
 //! - `model.rs`: how a room's sensor values evolve over the day and week, and how often a stream
@@ -22,13 +23,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, Write};
 
-use anyhow::Context;
-
-use crate::cli::SimulateArgs;
-
+mod command;
 mod lines;
 mod live;
 mod model;
@@ -38,6 +35,8 @@ use lines::{malform, write_line};
 use model::{interval_ms, RoomModel};
 use shards::{Held, ShardWriter};
 
+pub use command::command;
+
 /// The job's default lateness (5 min): how far behind its shard's newest event time a line may
 /// be and still be applied, hence where [`SimulateSummary`] draws the line between out of order
 /// and late.
@@ -45,66 +44,6 @@ pub const LATENESS_MS: i64 = 300_000;
 
 /// The sensors of every room, in the order their streams are laid out.
 pub const SENSORS: [&str; 4] = ["temperature", "humidity", "co2", "light"];
-
-/// `roomflow simulate`: writes to stdout, a file, or (with `--shards N > 1`) a directory of
-/// `shard-<i>.jsonl` files.
-pub fn command(args: SimulateArgs) -> anyhow::Result<()> {
-    let options = SimulateOptions {
-        rooms: args.rooms,
-        readings: args.readings.unwrap_or(10_000),
-        seed: args.seed,
-        start_ms: args.start,
-        malformed_ratio: args.malformed,
-        out_of_order_ratio: args.out_of_order,
-        late_ratio: args.late,
-    };
-    if let Some(topic) = &args.topic {
-        let target = live::LiveTarget {
-            kafka: args.kafka.clone(),
-            topic: topic.clone(),
-            partitions: args.partitions,
-            rate: args.rate,
-            limit: args.readings,
-        };
-        return live::produce(&options, target);
-    }
-    let shards = args.shards.max(1);
-    let mut outputs: Vec<Box<dyn Write>> = match (&args.out, shards) {
-        (None, 1) => vec![Box::new(BufWriter::with_capacity(
-            1 << 16,
-            io::stdout().lock(),
-        ))],
-        (None, _) => {
-            anyhow::bail!("--shards {shards} needs --out DIR to write the shard files into")
-        }
-        (Some(path), 1) => vec![create(path)?],
-        (Some(dir), _) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create `{}`", dir.display()))?;
-            (0..shards)
-                .map(|i| create(&dir.join(format!("shard-{i}.jsonl"))))
-                .collect::<anyhow::Result<_>>()?
-        }
-    };
-    let summary =
-        generate(&options, &mut outputs).context("cannot write the simulated readings")?;
-    for output in &mut outputs {
-        output
-            .flush()
-            .context("cannot write the simulated readings")?;
-    }
-    eprintln!(
-        "simulated {} lines for {} rooms: {} malformed, {} out of order, {} late",
-        summary.lines, options.rooms, summary.malformed, summary.out_of_order, summary.late
-    );
-    Ok(())
-}
-
-fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create `{}`", path.display()))?;
-    Ok(Box::new(BufWriter::with_capacity(1 << 16, file)))
-}
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
