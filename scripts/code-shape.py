@@ -95,7 +95,13 @@ def main():
     if args.functions:
         lengths = []
         for base, path, _ in modules():
-            lines = open(path, encoding="utf-8").read().split("\n")
+            text = open(path, encoding="utf-8").read()
+            # Braces inside string and character literals do not count.
+            keep_lines = lambda m: '""' + "\n" * m.group(0).count("\n")
+            text = re.sub(r'r#+"(?:.|\n)*?"#+', keep_lines, text)
+            text = re.sub(r"'(?:\\.|[^'\\])'", "' '", text)
+            text = re.sub(r'"(?:\\[\s\S]|[^"\\])*"', keep_lines, text)
+            lines = text.split("\n")
             for i, line in enumerate(lines):
                 m = re.match(r"\s*(pub(\(\w+\))? )?(async )?fn (\w+)", line)
                 if not m:
