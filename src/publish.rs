@@ -31,6 +31,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
         &[TopicSpec {
             name: args.topic.clone(),
             partitions: args.partitions,
+            configs: Vec::new(),
         }],
         args.replication_factor,
     )?;

@@ -6,39 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use common::kafka::{
-    add_partitions, apply_changes, brokers, publish, read_topic, require_broker, unique,
+    add_partitions, apply_changes, assert_same_state, brokers, publish, read_topic, replayed_state,
+    require_broker, unique,
 };
 use common::{lines, ok, simulate, two_process_hostfile, Job};
-use serde_json::Value;
-
-/// The final state of a replay, by (collection, key), from its `--out` files.
-fn replayed_state(inputs: &[&Path], out: &Path) -> BTreeMap<(String, String), Value> {
-    let mut args = vec!["replay"];
-    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
-    args.extend(["--out", out.to_str().unwrap()]);
-    ok(&args);
-    let mut state = BTreeMap::new();
-    for (collection, key_fields) in [
-        ("room_averages", &["room", "sensor"][..]),
-        ("window_averages", &["room", "sensor", "window_start"][..]),
-        ("temperature_deltas", &["room", "ts"][..]),
-    ] {
-        for record in lines(&out.join(format!("{collection}.jsonl"))) {
-            let key: serde_json::Map<String, Value> = key_fields
-                .iter()
-                .map(|field| (field.to_string(), record[*field].clone()))
-                .collect();
-            state.insert(
-                (collection.to_string(), Value::Object(key).to_string()),
-                record,
-            );
-        }
-    }
-    state
-}
 
 /// The job's output topics and consumer group, unique to one test.
 struct Outputs {
@@ -104,16 +77,6 @@ fn run_until_idle(topic: &str, outputs: &Outputs, extra: &[&str]) {
     let flags = outputs.flags();
     args.extend(flags.iter().map(String::as_str));
     ok(&args);
-}
-
-fn assert_same_state(
-    rebuilt: &BTreeMap<(String, String), Value>,
-    replayed: &BTreeMap<(String, String), Value>,
-) {
-    assert_eq!(rebuilt.len(), replayed.len(), "number of keys");
-    for (key, value) in replayed {
-        assert_eq!(rebuilt.get(key), Some(value), "{key:?}");
-    }
 }
 
 #[test]

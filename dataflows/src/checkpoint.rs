@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::VecCollection;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -111,6 +111,65 @@ impl Update {
             Update::Restored(record) => record.room(),
         }
     }
+
+    /// The state keys this update changes.
+    fn keys(&self, windows: &Windows) -> Vec<StateKey> {
+        match self {
+            Update::Reading(reading) => {
+                let mut keys = vec![
+                    StateKey::Room(reading.room.clone(), reading.sensor.clone()),
+                    StateKey::Window(
+                        reading.room.clone(),
+                        reading.sensor.clone(),
+                        windows.start_of(reading.ts),
+                    ),
+                ];
+                if reading.is_temperature() {
+                    keys.push(StateKey::Temperatures(reading.room.clone()));
+                }
+                keys
+            }
+            Update::Restored(record) => vec![StateKey::of(record)],
+        }
+    }
+}
+
+/// A key of the checkpointed state: what one changelog record holds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StateKey {
+    /// A room's all-time aggregate of one sensor.
+    Room(Name, Name),
+    /// A window of a room and sensor, by its start.
+    Window(Name, Name, EventTime),
+    /// The temperature readings held for a room.
+    Temperatures(Name),
+}
+
+impl StateKey {
+    /// The key a record belongs under.
+    pub fn of(record: &Checkpointed) -> StateKey {
+        match record {
+            Checkpointed::Room(average) => {
+                StateKey::Room(average.room.clone(), average.sensor.clone())
+            }
+            Checkpointed::Window(window) => StateKey::Window(
+                window.room.clone(),
+                window.sensor.clone(),
+                window.window_start,
+            ),
+            Checkpointed::Temperature { room, .. } => StateKey::Temperatures(room.clone()),
+        }
+    }
+}
+
+/// A change of the checkpointed state since the previous mark: the key now holds exactly
+/// `records` (none: the key is gone, e.g. a sealed window). A changelog keeps the latest per key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StateChange {
+    /// The key.
+    pub key: StateKey,
+    /// What it holds now.
+    pub records: Vec<Checkpointed>,
 }
 
 /// The state of the rooms one worker keeps for checkpoints.
@@ -119,10 +178,15 @@ struct KeptState {
     rooms: FxHashMap<(Name, Name), SumCount>,
     windows: FxHashMap<(Name, Name, EventTime), SumCount>,
     temperatures: FxHashMap<Name, RoomSeries>,
+    /// Keys changed since the last mark, when changes are what is emitted.
+    changed: Option<FxHashSet<StateKey>>,
 }
 
 impl KeptState {
     fn apply(&mut self, update: Update, windows: &Windows) {
+        if let Some(changed) = &mut self.changed {
+            changed.extend(update.keys(windows));
+        }
         match update {
             Update::Reading(reading) => {
                 let contribution = SumCount::of(reading.value);
@@ -166,15 +230,96 @@ impl KeptState {
         }
     }
 
-    /// The state as of everything before `time`, released of what can no longer change.
-    fn snapshot(&mut self, time: Time, settings: &Settings, out: &mut Vec<Checkpointed>) {
+    /// Forgets what can no longer change as of `time`: windows sealed before it, temperatures
+    /// settled. With change tracking, what was forgotten counts as changed.
+    fn release(&mut self, time: Time, settings: &Settings) {
         let windows = settings.windows;
         // A window whose expiry is before `time` had its sealing retraction applied: it is final.
-        self.windows
-            .retain(|(_, _, start), _| windows.expiry(*start) >= time);
+        let changed = &mut self.changed;
+        self.windows.retain(|(room, sensor, start), _| {
+            let open = windows.expiry(*start) >= time;
+            if !open {
+                if let Some(changed) = changed.as_mut() {
+                    changed.insert(StateKey::Window(room.clone(), sensor.clone(), *start));
+                }
+            }
+            open
+        });
         let settled = settings.horizon().settled_before(Some(time));
         for (room, series) in self.temperatures.iter_mut() {
+            let held = series.len();
             series.release(settled);
+            if series.len() != held {
+                if let Some(changed) = changed.as_mut() {
+                    changed.insert(StateKey::Temperatures(room.clone()));
+                }
+            }
+        }
+    }
+
+    /// What the key holds now.
+    fn records_of(&self, key: &StateKey) -> Vec<Checkpointed> {
+        match key {
+            StateKey::Room(room, sensor) => self
+                .rooms
+                .get(&(room.clone(), sensor.clone()))
+                .map(|total| {
+                    Checkpointed::Room(RoomAverage {
+                        room: room.clone(),
+                        sensor: sensor.clone(),
+                        count: total.count,
+                        sum: total.sum,
+                    })
+                })
+                .into_iter()
+                .collect(),
+            StateKey::Window(room, sensor, window_start) => self
+                .windows
+                .get(&(room.clone(), sensor.clone(), *window_start))
+                .map(|total| {
+                    Checkpointed::Window(WindowAverage {
+                        room: room.clone(),
+                        sensor: sensor.clone(),
+                        window_start: *window_start,
+                        count: total.count,
+                        sum: total.sum,
+                    })
+                })
+                .into_iter()
+                .collect(),
+            StateKey::Temperatures(room) => self
+                .temperatures
+                .get(room)
+                .into_iter()
+                .flat_map(|series| series.readings())
+                .map(|(ts, value)| Checkpointed::Temperature {
+                    room: room.clone(),
+                    ts,
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    /// The keys changed since the last call, with what they hold as of everything before `time`.
+    fn changes(&mut self, time: Time, settings: &Settings, out: &mut Vec<StateChange>) {
+        self.release(time, settings);
+        let mut changed: Vec<StateKey> = self
+            .changed
+            .as_mut()
+            .map(|changed| changed.drain().collect())
+            .unwrap_or_default();
+        changed.sort_unstable();
+        out.extend(changed.into_iter().map(|key| StateChange {
+            records: self.records_of(&key),
+            key,
+        }));
+    }
+
+    /// The state as of everything before `time`, released of what can no longer change.
+    fn snapshot(&mut self, time: Time, settings: &Settings, out: &mut Vec<Checkpointed>) {
+        self.release(time, settings);
+        for (room, series) in self.temperatures.iter() {
             out.extend(
                 series
                     .readings()
@@ -229,6 +374,44 @@ pub fn checkpoint_state<'s>(
     marks: Stream<'s, Time, Vec<Time>>,
     settings: Settings,
 ) -> Stream<'s, Time, Vec<Checkpointed>> {
+    keep_state(
+        readings,
+        restored,
+        marks,
+        settings,
+        KeptState::snapshot,
+        false,
+    )
+}
+
+/// Like [`checkpoint_state`], but emits at each mark only the keys that changed since the
+/// previous one ([`StateChange`]s), for a changelog that keeps the latest value per key.
+pub fn state_changes<'s>(
+    readings: VecCollection<'s, Time, Reading>,
+    restored: VecCollection<'s, Time, Checkpointed>,
+    marks: Stream<'s, Time, Vec<Time>>,
+    settings: Settings,
+) -> Stream<'s, Time, Vec<StateChange>> {
+    keep_state(
+        readings,
+        restored,
+        marks,
+        settings,
+        KeptState::changes,
+        true,
+    )
+}
+
+/// The state keeper: `emit` writes what a mark at a time takes; `track_changes` keeps the keys
+/// changed between marks.
+fn keep_state<'s, O: Clone + 'static>(
+    readings: VecCollection<'s, Time, Reading>,
+    restored: VecCollection<'s, Time, Checkpointed>,
+    marks: Stream<'s, Time, Vec<Time>>,
+    settings: Settings,
+    emit: fn(&mut KeptState, Time, &Settings, &mut Vec<O>),
+    track_changes: bool,
+) -> Stream<'s, Time, Vec<O>> {
     let scope = readings.inner.scope();
     let updates = scope.concatenate(vec![
         readings
@@ -247,7 +430,10 @@ pub fn checkpoint_state<'s>(
         move |_, _| {
             let mut pending: BTreeMap<Time, Vec<Update>> = BTreeMap::new();
             let mut marked: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
-            let mut state = KeptState::default();
+            let mut state = KeptState {
+                changed: track_changes.then(FxHashSet::default),
+                ..KeptState::default()
+            };
             let mut records = Vec::new();
             move |(updates, updates_frontier), (marks, marks_frontier), output| {
                 updates.for_each(|_, data| {
@@ -270,7 +456,7 @@ pub fn checkpoint_state<'s>(
                             && !updates_frontier.less_than(&mark)
                         {
                             let capability = marked.remove(&mark).expect("the first mark");
-                            state.snapshot(mark, &settings, &mut records);
+                            emit(&mut state, mark, &settings, &mut records);
                             output.session(&capability).give_iterator(records.drain(..));
                             continue;
                         }

@@ -60,6 +60,11 @@ impl<D, C> HeldByTime<D, C> {
         Some((time, token, items))
     }
 
+    /// The least time held.
+    pub fn first_time(&self) -> Option<Time> {
+        self.by_time.keys().next().copied()
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.by_time.is_empty()

@@ -51,7 +51,7 @@ pub mod windows;
 
 pub use averages::{averages, RoomAverage};
 pub use changes::{changes, key_changes, Change, CollectionChange, Envelope, KeyChange, Operation};
-pub use checkpoint::{checkpoint_state, Checkpointed};
+pub use checkpoint::{checkpoint_state, state_changes, Checkpointed, StateChange, StateKey};
 pub use deltas::{temperature_deltas, TemperatureDelta};
 pub use held::HeldByTime;
 pub use horizon::{Admission, Horizon, StreamWatermark, Time};

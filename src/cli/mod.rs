@@ -23,7 +23,7 @@ mod run;
 
 pub use feed::{PublishArgs, SimulateArgs};
 pub use replay::{Progress, ReplayArgs};
-pub use run::RunArgs;
+pub use run::{AlphaGuarantee, RunArgs};
 
 /// Real-time sensor analytics on timely/differential dataflow: per-room averages, windowed
 /// averages and temperature deltas, exact and incremental.

@@ -11,6 +11,16 @@ use crate::kafka::source_options::StartFrom;
 use crate::mongo::config::MongoArgs;
 use crate::sources::validity::ValidRange;
 
+/// What the alpha topic guarantees (`--alpha-guarantee`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlphaGuarantee {
+    /// Transactions: a read_committed consumer sees every change once, across crashes.
+    ExactlyOnce,
+    /// An idempotent producer per worker: a crash repeats the changes since the last
+    /// checkpoint.
+    AtLeastOnce,
+}
+
 /// `roomflow run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -107,9 +117,21 @@ pub struct RunArgs {
     /// /readyz, e.g. 0.0.0.0:9898.
     #[arg(long, value_name = "ADDR", env = "ROOMFLOW_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
-    /// How often the job checkpoints to MongoDB (with --mongo).
+    /// How often the job checkpoints to MongoDB (with --mongo, at-least-once).
     #[arg(long, value_parser = duration, default_value = "10s", env = "ROOMFLOW_CHECKPOINT_INTERVAL")]
     pub checkpoint_interval: Duration,
+    /// What alpha guarantees: exactly-once (Kafka transactions; consumers read with
+    /// isolation.level=read_committed) or at-least-once (a crash repeats recent changes).
+    #[arg(long, value_enum, default_value_t = AlphaGuarantee::AtLeastOnce, env = "ROOMFLOW_ALPHA_GUARANTEE")]
+    pub alpha_guarantee: AlphaGuarantee,
+    /// With exactly-once: how often a transaction commits (changes become visible to
+    /// read_committed consumers at each commit).
+    #[arg(long, value_parser = duration, default_value = "100ms", env = "ROOMFLOW_COMMIT_INTERVAL")]
+    pub commit_interval: Duration,
+    /// With exactly-once: the compacted topic the job keeps its state in, written inside each
+    /// transaction; `roomflow.<group>.state` when not given.
+    #[arg(long, env = "ROOMFLOW_STATE_TOPIC")]
+    pub state_topic: Option<String>,
     #[command(flatten)]
     pub workers: WorkerArgs,
     /// Print help.
@@ -121,6 +143,22 @@ impl RunArgs {
     /// Window, lateness and tick in milliseconds, checked.
     pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
         settings(self.window, self.lateness, self.tick)
+    }
+
+    /// The state changelog topic of exactly-once runs.
+    pub fn state_topic(&self) -> anyhow::Result<String> {
+        let topic = match &self.state_topic {
+            Some(topic) => topic.clone(),
+            None => format!("roomflow.{}.state", self.group),
+        };
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) {
+            bail!(
+                "the state topic would be `{topic}`, which Kafka does not allow (letters, digits, \
+                 `.`, `_` and `-`, at most 249): choose one with --state-topic"
+            );
+        }
+        Ok(topic)
     }
 
     /// `--catch-up-tick` in milliseconds, checked against `--tick`.

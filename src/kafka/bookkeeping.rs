@@ -22,7 +22,7 @@ use super::admission::{Effects, Incoming, Rules};
 use super::config::{QuietEof, SourceConsumer};
 use super::discovery::{owner, Partition};
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
-use super::source_options::{KafkaSourceOptions, SourceState};
+use super::source_options::{KafkaSourceOptions, LastMark, MarkTime, SourceState};
 use crate::telemetry::catalog;
 
 /// Where one partition's messages wait to be read: its own queue, and any that librdkafka
@@ -30,6 +30,14 @@ use crate::telemetry::catalog;
 struct Inbox {
     queue: PartitionQueue<QuietEof>,
     strays: VecDeque<OwnedMessage>,
+}
+
+/// What [`SourceBookkeeping::last_mark`] decides.
+pub(super) enum LastMarkNow {
+    /// Stop now, with a last mark at this time if any.
+    Now(Option<Time>),
+    /// Keep the capability: other workers still read.
+    Wait,
 }
 
 /// A worker's source between activations.
@@ -50,6 +58,8 @@ pub(super) struct SourceBookkeeping {
     /// Whether the first listing of partitions is in (later partitions start at the beginning).
     listed: bool,
     idle_since: Option<Instant>,
+    /// Whether the source has decided to stop.
+    stopping: bool,
     /// The reader the next activation starts with, so one busy partition cannot starve others.
     next_reader: usize,
     rules: Rules,
@@ -93,6 +103,7 @@ impl SourceBookkeeping {
             seen_generation: 0,
             listed: false,
             idle_since: None,
+            stopping: false,
             next_reader: 0,
             rules,
             effects: Effects::new(),
@@ -212,6 +223,9 @@ impl SourceBookkeeping {
     /// Whether the source stops now: on SIGINT/SIGTERM, or once every partition has been caught
     /// up for `--exit-when-idle`.
     pub fn should_stop(&mut self) -> bool {
+        if self.stopping {
+            return true;
+        }
         let all_caught_up = self.listed && self.readers.iter().all(|r| r.phase == Phase::CaughtUp);
         if all_caught_up {
             self.idle_since.get_or_insert_with(Instant::now);
@@ -221,7 +235,9 @@ impl SourceBookkeeping {
             .exit_when_idle
             .zip(self.idle_since)
             .is_some_and(|(limit, since)| since.elapsed() >= limit);
-        self.options.stop.load(Ordering::Relaxed) || idle_long_enough
+        // Once stopping, it stays so (the leader may wait for the others before its last mark).
+        self.stopping = self.options.stop.load(Ordering::Relaxed) || idle_long_enough;
+        self.stopping
     }
 
     /// The time of a checkpoint mark to send now, at the capability `now`, if this worker asks
@@ -243,6 +259,37 @@ impl SourceBookkeeping {
         trigger.in_flight.set(true);
         self.last_mark = (Instant::now(), Some(now));
         Some(now)
+    }
+
+    /// Where the source's last mark goes now that it stops: at once (perhaps no mark at all), or
+    /// not yet, while other workers still read (see [`LastMark::AfterEverything`]).
+    pub fn last_mark(&mut self, capability: Time) -> LastMarkNow {
+        let Some(trigger) = &self.options.checkpoints else {
+            return LastMarkNow::Now(None);
+        };
+        match trigger.last {
+            LastMark::WhereItStops => LastMarkNow::Now(self.checkpoint_mark(capability, true)),
+            LastMark::AfterEverything => {
+                match self.options.coordination.others_stopped(self.index) {
+                    None => LastMarkNow::Wait,
+                    Some(sent) => {
+                        let after = sent.max(self.sent_up_to) + 1;
+                        LastMarkNow::Now(Some(capability.max(after)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the marks capability can go, the reading capability being at `capability`: there,
+    /// or no further than the dataflow's progress (see [`MarkTime`]).
+    pub fn marks_target(&self, capability: Time, progress: &ProbeHandle<Time>) -> Time {
+        match self.options.checkpoints.as_ref().map(|trigger| trigger.at) {
+            Some(MarkTime::AtProgress) => progress
+                .with_frontier(|frontier| frontier.first().copied())
+                .map_or(capability, |done| done.min(capability)),
+            _ => capability,
+        }
     }
 
     /// Whether the rest of the dataflow, or the sinks' acknowledgements, are too far behind the

@@ -33,6 +33,11 @@ pub struct Report {
     /// Every change its sinks made at times before this is acknowledged by the broker; `None`
     /// once its sinks are complete and everything is acknowledged.
     pub acked: Option<Time>,
+    /// Every MongoDB write at times before this is acknowledged; `None` once its MongoDB sink is
+    /// complete, or without one. (Exactly-once commits wait for it alone.)
+    pub written: Option<Time>,
+    /// The greatest time its source sent anything at.
+    pub sent_up_to: Time,
 }
 
 /// The side dataflow's input: (worker index, its report), at successive rounds.
@@ -132,6 +137,34 @@ impl CoordinationView {
         Some(least)
     }
 
+    /// The time before which every worker's MongoDB writes are acknowledged, as [`Self::acked`].
+    pub fn written(&self) -> Option<Option<Time>> {
+        let reports = self.reports.borrow();
+        let mut least: Option<Time> = None;
+        for report in reports.iter() {
+            let report = (*report)?;
+            if let Some(written) = report.written {
+                least = Some(least.map_or(written, |least: Time| least.min(written)));
+            }
+        }
+        Some(least)
+    }
+
+    /// Once every worker but `index` has stopped its source: the greatest time any source sent
+    /// anything at.
+    pub fn others_stopped(&self, index: usize) -> Option<Time> {
+        let reports = self.reports.borrow();
+        let mut newest = 0;
+        for (worker, report) in reports.iter().enumerate() {
+            let report = (*report)?;
+            if worker != index && report.capability.is_some() {
+                return None;
+            }
+            newest = newest.max(report.sent_up_to);
+        }
+        Some(newest)
+    }
+
     /// Whether every worker has stopped its source and had all its output acknowledged.
     pub fn all_complete(&self) -> bool {
         self.reports.borrow().iter().all(|report| {
@@ -151,7 +184,11 @@ mod tests {
     }
 
     fn report(capability: Option<Time>, acked: Option<Time>) -> Option<Report> {
-        Some(Report { capability, acked })
+        Some(Report {
+            capability,
+            acked,
+            ..Report::default()
+        })
     }
 
     #[test]
@@ -168,5 +205,39 @@ mod tests {
         let done = view(vec![report(None, None), report(None, None)]);
         assert_eq!(done.acked(), Some(None));
         assert!(done.all_complete());
+    }
+
+    #[test]
+    fn the_leader_learns_when_the_others_stopped_and_how_far_they_sent() {
+        let sent = |capability: Option<Time>, sent_up_to: Time| {
+            Some(Report {
+                capability,
+                sent_up_to,
+                ..Report::default()
+            })
+        };
+        // Worker 1 still reads: not yet.
+        assert_eq!(
+            view(vec![sent(Some(10), 8), sent(Some(12), 15)]).others_stopped(0),
+            None
+        );
+        // Worker 1 stopped having sent up to 15; the leader's own 8 counts too.
+        assert_eq!(
+            view(vec![sent(Some(10), 8), sent(None, 15)]).others_stopped(0),
+            Some(15)
+        );
+        // Not everyone has reported: unknown.
+        assert_eq!(view(vec![sent(Some(10), 8), None]).others_stopped(0), None);
+        let written = |written: Option<Time>| {
+            Some(Report {
+                written,
+                ..Report::default()
+            })
+        };
+        assert_eq!(
+            view(vec![written(Some(7)), written(None)]).written(),
+            Some(Some(7))
+        );
+        assert_eq!(view(vec![written(None), None]).written(), None);
     }
 }

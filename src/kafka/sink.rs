@@ -40,7 +40,7 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Deliveries {
             outstanding: Mutex::default(),
             failure: Mutex::default(),
@@ -162,7 +162,7 @@ impl SinkState {
     }
 
     /// Counts a change of `collection`.
-    fn count_change(&mut self, collection: &'static str) {
+    pub(super) fn count_change(&mut self, collection: &'static str) {
         if let Some(counter) = self.changes_out.get(collection) {
             counter.increment(1);
             return;
@@ -218,54 +218,20 @@ pub fn kafka_sink<'s>(
                         match outgoing {
                             Outgoing::Change(change) => {
                                 let (key, line) = (change.message_key(), change.envelope_line());
-                                let record =
-                                    BaseRecord::with_opaque_to(&topics.alpha, time as usize)
-                                        .key(key.as_bytes())
-                                        .payload(line.as_bytes());
-                                send(&producer, &deliveries, time, record);
+                                produce_change(&producer, &deliveries, &topics, time, &key, &line);
                                 state.changes += 1;
                                 state.count_change(change.collection());
                             }
                             Outgoing::Rejected(rejected) => {
-                                let Some(origin) = &rejected.origin else {
-                                    continue;
-                                };
-                                let kind = match rejected.kind {
-                                    RejectKind::DeadLetter => "malformed",
-                                    RejectKind::Late => "late",
-                                };
-                                let (partition, offset) =
-                                    (origin.partition.to_string(), origin.offset.to_string());
-                                let headers = OwnedHeaders::new()
-                                    .insert(Header {
-                                        key: "roomflow.kind",
-                                        value: Some(kind),
-                                    })
-                                    .insert(Header {
-                                        key: "roomflow.reason",
-                                        value: Some(&rejected.reason),
-                                    })
-                                    .insert(Header {
-                                        key: "roomflow.topic",
-                                        value: Some(&origin.topic),
-                                    })
-                                    .insert(Header {
-                                        key: "roomflow.partition",
-                                        value: Some(&partition),
-                                    })
-                                    .insert(Header {
-                                        key: "roomflow.offset",
-                                        value: Some(&offset),
-                                    });
-                                let mut record =
-                                    BaseRecord::with_opaque_to(&topics.dead_letters, time as usize)
-                                        .payload(origin.payload.as_slice())
-                                        .headers(headers);
-                                if let Some(key) = &origin.key {
-                                    record = record.key(key.as_slice());
+                                if produce_dead_letter(
+                                    &producer,
+                                    &deliveries,
+                                    &topics,
+                                    time,
+                                    &rejected,
+                                ) {
+                                    state.dead_letters += 1;
                                 }
-                                send(&producer, &deliveries, time, record);
-                                state.dead_letters += 1;
                             }
                         }
                     }
@@ -275,7 +241,71 @@ pub fn kafka_sink<'s>(
         });
 }
 
-fn send<K, P>(
+/// Produces one change (its message key and envelope line) to alpha, at `time`.
+pub(super) fn produce_change(
+    producer: &AlphaProducer,
+    deliveries: &Deliveries,
+    topics: &SinkTopics,
+    time: Time,
+    key: &str,
+    line: &str,
+) {
+    let record = BaseRecord::with_opaque_to(&topics.alpha, time as usize)
+        .key(key.as_bytes())
+        .payload(line.as_bytes());
+    send(producer, deliveries, time, record);
+}
+
+/// Produces a rejected message to the dead-letter topic as it came, with `roomflow.*` headers
+/// saying why and where from; whether there was one (rejected lines of files have no message).
+pub(super) fn produce_dead_letter(
+    producer: &AlphaProducer,
+    deliveries: &Deliveries,
+    topics: &SinkTopics,
+    time: Time,
+    rejected: &Rejected,
+) -> bool {
+    let Some(origin) = &rejected.origin else {
+        return false;
+    };
+    let kind = match rejected.kind {
+        RejectKind::DeadLetter => "malformed",
+        RejectKind::Late => "late",
+    };
+    let (partition, offset) = (origin.partition.to_string(), origin.offset.to_string());
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "roomflow.kind",
+            value: Some(kind),
+        })
+        .insert(Header {
+            key: "roomflow.reason",
+            value: Some(&rejected.reason),
+        })
+        .insert(Header {
+            key: "roomflow.topic",
+            value: Some(&origin.topic),
+        })
+        .insert(Header {
+            key: "roomflow.partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "roomflow.offset",
+            value: Some(&offset),
+        });
+    let mut record = BaseRecord::with_opaque_to(&topics.dead_letters, time as usize)
+        .payload(origin.payload.as_slice())
+        .headers(headers);
+    if let Some(key) = &origin.key {
+        record = record.key(key.as_slice());
+    }
+    send(producer, deliveries, time, record);
+    true
+}
+
+/// Sends `record`, counted as outstanding at `time`, waiting while librdkafka's queue is full.
+pub fn send<K, P>(
     producer: &AlphaProducer,
     deliveries: &Deliveries,
     time: Time,
@@ -293,7 +323,16 @@ fn send<K, P>(
                 rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
                 back,
             )) => {
-                // Backpressure: librdkafka's queue is full until the broker acknowledges more.
+                // Backpressure: librdkafka's queue is full until the broker acknowledges more;
+                // unless the producer failed for good (e.g. fenced), when it never drains.
+                if let Some((_, reason)) = producer.client().fatal_error() {
+                    let mut failure = deliveries
+                        .failure
+                        .lock()
+                        .expect("no panics holding the lock");
+                    failure.get_or_insert_with(|| format!("cannot produce: {reason}"));
+                    return;
+                }
                 record = back;
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -34,7 +34,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::bookkeeping::SourceBookkeeping;
+use super::bookkeeping::{LastMarkNow, SourceBookkeeping};
 use super::position::PartitionPosition;
 use super::source_options::{KafkaSourceOptions, SourceState};
 use crate::streams::{ReadingStream, Rejected};
@@ -96,10 +96,18 @@ pub fn kafka_source<'s>(
             book.assign_new_partitions();
 
             if book.should_stop() {
-                if let Some(mark) = book.checkpoint_mark(*for_marks.time(), true) {
+                state.offsets.snapshot(book.sent_up_to);
+                state.sent_up_to = book.sent_up_to;
+                let mark = match book.last_mark(*for_marks.time()) {
+                    LastMarkNow::Wait => return,
+                    LastMarkNow::Now(mark) => mark,
+                };
+                if let Some(mark) = mark {
+                    if mark > *for_marks.time() {
+                        for_marks.downgrade(&mark);
+                    }
                     marks_output.activate().session(&*for_marks).give(mark);
                 }
-                state.offsets.snapshot(book.sent_up_to);
                 state.capability = None;
                 capabilities = None;
                 tracing::debug!(worker = index, "source stopped");
@@ -150,6 +158,7 @@ pub fn kafka_source<'s>(
                     },
                 );
                 state.offsets.snapshot(book.sent_up_to);
+                state.sent_up_to = book.sent_up_to;
             }
 
             if let Some(target) = book.capability_target() {
@@ -157,8 +166,11 @@ pub fn kafka_source<'s>(
                     for_readings.downgrade(&target);
                     for_rejected.downgrade(&target);
                     for_positions.downgrade(&target);
-                    for_marks.downgrade(&target);
                 }
+            }
+            let marks_at = book.marks_target(*for_readings.time(), &progress);
+            if marks_at > *for_marks.time() {
+                for_marks.downgrade(&marks_at);
             }
             state.capability = Some(*for_readings.time());
             book.update_metrics(&progress);

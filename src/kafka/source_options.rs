@@ -75,8 +75,35 @@ pub struct KafkaSourceOptions {
 pub struct CheckpointTrigger {
     /// Time between checkpoints.
     pub interval: Duration,
+    /// Where the last mark goes when the source stops.
+    pub last: LastMark,
+    /// Where marks go while it runs.
+    pub at: MarkTime,
     /// Set when a mark is sent; the worker's loop clears it once that checkpoint is written.
     pub in_flight: Rc<Cell<bool>>,
+}
+
+/// Where the leading worker's source puts its marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkTime {
+    /// At its capability (at-least-once: a checkpoint taken there is written when its output is
+    /// acknowledged; that it comes later than it could costs nothing).
+    AtCapability,
+    /// At the dataflow's progress (the least of its capability and the frontier at the end of
+    /// the dataflow): the computation reaches the mark soon, so the transaction ending there
+    /// commits soon (exactly-once; sources may read far ahead of what is processed).
+    AtProgress,
+}
+
+/// Where the leading worker's source puts its last mark when it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastMark {
+    /// At its capability: a restart resumes where it stopped, and redoes what other workers
+    /// sent after (at-least-once).
+    WhereItStops,
+    /// Once every other worker's source has stopped, after everything any of them sent: the
+    /// last mark's transaction then holds all output (exactly-once).
+    AfterEverything,
 }
 
 /// What a worker's source shares with the worker's loop, which commits offsets and reports.
@@ -91,4 +118,6 @@ pub struct SourceState {
     pub capability: Option<Time>,
     /// Counts.
     pub counts: SourceCounts,
+    /// The greatest time the source has sent anything at.
+    pub sent_up_to: Time,
 }

@@ -17,6 +17,8 @@ pub struct TopicSpec {
     pub name: String,
     /// Partitions to create it with (an existing topic keeps its own).
     pub partitions: i32,
+    /// Topic configuration to create it with, e.g. `cleanup.policy=compact`.
+    pub configs: Vec<(&'static str, &'static str)>,
 }
 
 /// Creates every topic of `topics` that does not exist, with `replication` copies of each
@@ -52,10 +54,13 @@ pub fn ensure_topics(
     let new_topics: Vec<NewTopic> = missing
         .iter()
         .map(|spec| {
-            NewTopic::new(
-                &spec.name,
-                spec.partitions,
-                TopicReplication::Fixed(replication),
+            spec.configs.iter().fold(
+                NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(replication),
+                ),
+                |topic, (name, value)| topic.set(name, value),
             )
         })
         .collect();

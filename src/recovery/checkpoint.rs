@@ -9,16 +9,16 @@ use crate::kafka::position::{PartitionPosition, Resume};
 
 /// A whole checkpoint.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Checkpoint {
+pub struct Checkpoint<S = Checkpointed> {
     /// Position and state are as of every effect before this time.
     pub time: Time,
     /// Partition positions.
     pub positions: BTreeMap<Partition, PartitionPosition>,
-    /// The computation's state.
-    pub state: Vec<Checkpointed>,
+    /// The computation's state (or, for a changelog, its changes since the previous mark).
+    pub state: Vec<S>,
 }
 
-impl Checkpoint {
+impl<S> Checkpoint<S> {
     /// Where a job resumed from this checkpoint starts.
     pub fn resume(&self) -> Resume {
         Resume {

@@ -12,10 +12,10 @@
 //! partition again from `--from` (its readings then judged late against the job's time).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use roomflow_dataflows::{Checkpointed, HeldByTime, Time};
+use roomflow_dataflows::{HeldByTime, Time};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -28,20 +28,21 @@ use crate::kafka::position::PartitionPosition;
 
 /// What the gatherer receives.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-enum Part {
+enum Part<S> {
     Position(PartitionPosition),
     Mark,
-    State(Checkpointed),
+    State(S),
 }
 
 /// Assembles a checkpoint at each mark, starting from the `resumed` positions (none for a fresh
-/// job); the newest complete one is left in `complete`.
-pub fn gather_checkpoints<'s>(
+/// job), and appends each to `complete` once its time is complete. `S` is what the state parts
+/// are: whole state records, or state changes for a changelog.
+pub fn gather_checkpoints<'s, S: timely::ExchangeData>(
     positions: Stream<'s, Time, Vec<PartitionPosition>>,
     marks: Stream<'s, Time, Vec<Time>>,
-    state: Stream<'s, Time, Vec<Checkpointed>>,
+    state: Stream<'s, Time, Vec<S>>,
     resumed: BTreeMap<Partition, PartitionPosition>,
-    complete: Rc<RefCell<Option<Checkpoint>>>,
+    complete: Rc<RefCell<VecDeque<Checkpoint<S>>>>,
 ) {
     let scope = positions.scope();
     let parts = scope.concatenate(vec![
@@ -49,10 +50,10 @@ pub fn gather_checkpoints<'s>(
         marks.map(|_| Part::Mark),
         state.map(Part::State),
     ]);
-    let mut pending: HeldByTime<Part> = HeldByTime::default();
+    let mut pending: HeldByTime<Part<S>> = HeldByTime::default();
     let mut applied = resumed;
     parts.sink(
-        Exchange::new(|_: &Part| 0),
+        Exchange::new(|_: &Part<S>| 0),
         "GatherCheckpoints",
         move |(input, frontier)| {
             input.for_each_stamp(|stamp, data| {
@@ -70,7 +71,7 @@ pub fn gather_checkpoints<'s>(
                         records = checkpoint.state.len(),
                         "checkpoint assembled"
                     );
-                    *complete.borrow_mut() = Some(checkpoint);
+                    complete.borrow_mut().push_back(checkpoint);
                 }
             }
         },
@@ -79,11 +80,11 @@ pub fn gather_checkpoints<'s>(
 
 /// Applies everything that came at `time` (all earlier times applied): the checkpoint at `time`
 /// if it was marked, made of the positions applied before it; then `time`'s positions are applied.
-fn apply_time(
+fn apply_time<S>(
     applied: &mut BTreeMap<Partition, PartitionPosition>,
     time: Time,
-    parts: Vec<Part>,
-) -> Option<Checkpoint> {
+    parts: Vec<Part<S>>,
+) -> Option<Checkpoint<S>> {
     let mut positions = Vec::new();
     let mut marked = false;
     let mut state = Vec::new();
@@ -113,6 +114,7 @@ fn apply_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use roomflow_dataflows::Checkpointed;
     use timely::dataflow::operators::{Input, Probe};
     use timely::dataflow::ProbeHandle;
 
@@ -140,7 +142,7 @@ mod tests {
             .collect();
         let reported = reported.to_vec();
         timely::execute_directly(move |worker| {
-            let complete: Rc<RefCell<Option<Checkpoint>>> = Rc::default();
+            let complete: Rc<RefCell<VecDeque<Checkpoint>>> = Rc::default();
             let probe = ProbeHandle::new();
             let (mut positions, mut marks, mut states) = worker.dataflow::<Time, _, _>(|scope| {
                 let (positions, position_stream) = scope.new_input::<Vec<PartitionPosition>>();
@@ -172,7 +174,7 @@ mod tests {
             }
             drop((positions, marks, states));
             while worker.step() {}
-            let checkpoint = complete.borrow_mut().take();
+            let checkpoint = complete.borrow_mut().pop_back();
             checkpoint.expect("a checkpoint at the mark")
         })
     }
@@ -210,7 +212,12 @@ mod tests {
     fn a_mark_takes_the_positions_applied_before_its_time_and_positions_never_go_back() {
         let mut applied = BTreeMap::new();
         // Time 10: partition 0 at 5.
-        assert!(apply_time(&mut applied, 10, vec![Part::Position(position(0, 5, 50))]).is_none());
+        assert!(apply_time::<Checkpointed>(
+            &mut applied,
+            10,
+            vec![Part::Position(position(0, 5, 50))]
+        )
+        .is_none());
         // Time 20: marked, with one state record and an older report of partition 0 (at 3).
         let record = Checkpointed::Temperature {
             room: "a".into(),

@@ -4,6 +4,7 @@
 //! previous one is written (the in-flight flag), and the age of the last one is a gauge.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +22,9 @@ use crate::telemetry::catalog;
 pub struct CheckpointSaver {
     store: Arc<tokio::sync::Mutex<CheckpointStore>>,
     runtime: Arc<Runtime>,
-    /// The newest checkpoint assembled and not yet written; the gathering operator fills it.
-    complete: Rc<RefCell<Option<Checkpoint>>>,
+    /// Checkpoints assembled and not yet written; the gathering operator appends them, and
+    /// only the newest is worth writing.
+    complete: Rc<RefCell<VecDeque<Checkpoint>>>,
     /// Set by the source when it sends a mark; cleared once that checkpoint's write ends.
     in_flight: Rc<Cell<bool>>,
     /// The write under way, resolving to the checkpoint's time.
@@ -46,7 +48,7 @@ impl CheckpointSaver {
     }
 
     /// Where the gathering operator leaves each complete checkpoint.
-    pub fn complete_slot(&self) -> Rc<RefCell<Option<Checkpoint>>> {
+    pub fn complete_slot(&self) -> Rc<RefCell<VecDeque<Checkpoint>>> {
         self.complete.clone()
     }
 
@@ -59,13 +61,19 @@ impl CheckpointSaver {
     /// acknowledged (`acked` as in [`is_covered`]), and notes a write that ended.
     pub fn step(&mut self, acked: Option<Option<Time>>) {
         self.age.set(self.last_written.elapsed());
+        {
+            let mut complete = self.complete.borrow_mut();
+            while complete.len() > 1 {
+                complete.pop_front();
+            }
+        }
         let ready = self
             .complete
             .borrow()
-            .as_ref()
+            .back()
             .is_some_and(|checkpoint| is_covered(checkpoint.time, acked));
         if self.writing.is_none() && ready {
-            let checkpoint = self.complete.borrow_mut().take().expect("ready");
+            let checkpoint = self.complete.borrow_mut().pop_back().expect("ready");
             let store = self.store.clone();
             self.writing = Some(self.runtime.spawn(async move {
                 let mut store = store.lock().await;
@@ -96,7 +104,7 @@ impl CheckpointSaver {
         if let Some(task) = self.writing.take() {
             let _ = self.runtime.block_on(task);
         }
-        let Some(checkpoint) = self.complete.borrow_mut().take() else {
+        let Some(checkpoint) = self.complete.borrow_mut().pop_back() else {
             return;
         };
         let mut store = self.store.blocking_lock();

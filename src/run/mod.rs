@@ -21,16 +21,18 @@ use anyhow::{bail, Context};
 
 use roomflow_dataflows::{Checkpointed, Settings};
 
-use crate::cli::RunArgs;
+use crate::cli::{AlphaGuarantee, RunArgs};
 use crate::kafka::discovery::{Discovery, TopicSelection};
 use crate::kafka::position::Resume;
 use crate::kafka::sink::SinkTopics;
 use crate::kafka::topics::{ensure_topics, TopicSpec};
+use crate::kafka::transactional::transactional_producer;
 use crate::mongo::config::Mongo;
+use crate::recovery::changelog::restore;
 use crate::recovery::store::CheckpointStore;
 use crate::sources::validity::ValidRanges;
 use crate::telemetry::health::Health;
-use plan::{JobPlan, Totals};
+use plan::{ExactlyOnce, JobPlan, Totals};
 use worker::JobWorker;
 
 /// Runs the streaming job.
@@ -50,24 +52,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         crate::telemetry::server::serve(address, health.clone())?;
     }
     args.kafka.check_reachable()?;
-    ensure_topics(
-        &args.kafka,
-        &[
-            TopicSpec {
-                name: topics.alpha.clone(),
-                partitions: args.alpha_partitions,
-            },
-            TopicSpec {
-                name: topics.dead_letters.clone(),
-                partitions: args.alpha_partitions,
-            },
-        ],
-        args.replication_factor,
-    )?;
+    let exactly_once = args.alpha_guarantee == AlphaGuarantee::ExactlyOnce;
+    let state_topic = args.state_topic()?;
+    let mut specs = vec![
+        TopicSpec {
+            name: topics.alpha.clone(),
+            partitions: args.alpha_partitions,
+            configs: Vec::new(),
+        },
+        TopicSpec {
+            name: topics.dead_letters.clone(),
+            partitions: args.alpha_partitions,
+            configs: Vec::new(),
+        },
+    ];
+    if exactly_once {
+        // One partition: the changelog is read back whole, in order, at every start.
+        specs.push(TopicSpec {
+            name: state_topic.clone(),
+            partitions: 1,
+            configs: vec![("cleanup.policy", "compact")],
+        });
+    }
+    ensure_topics(&args.kafka, &specs, args.replication_factor)?;
     let mongo = args.mongo.connect()?;
-    let (store, resume, restored) = match &mongo {
-        Some(mongo) => resume_point(mongo, &args.group, settings)?,
-        None => (None, Resume::default(), Vec::new()),
+    let mut exactly_once_plan = None;
+    let (store, resume, restored) = if exactly_once {
+        // Process 0 fences any earlier incarnation first, so the state read next is final.
+        let producer = if args.workers.process == 0 {
+            let (producer, deliveries) = transactional_producer(&args.kafka, &args.group)?;
+            Some((Arc::new(producer), deliveries))
+        } else {
+            None
+        };
+        let (resume, restored) = match restore(&args.kafka, &state_topic)? {
+            Some(checkpoint) => {
+                tracing::info!(
+                    time = checkpoint.time,
+                    records = checkpoint.state.len(),
+                    partitions = checkpoint.positions.len(),
+                    "resuming from the last transaction in {state_topic:?}"
+                );
+                (checkpoint.resume(), checkpoint.state)
+            }
+            None => {
+                tracing::info!("nothing committed in {state_topic:?}: starting as --from says");
+                (Resume::default(), Vec::new())
+            }
+        };
+        exactly_once_plan = Some(ExactlyOnce {
+            state_topic: state_topic.clone(),
+            producer,
+        });
+        (None, resume, restored)
+    } else {
+        match &mongo {
+            Some(mongo) => resume_point(mongo, &args.group, settings)?,
+            None => (None, Resume::default(), Vec::new()),
+        }
     };
     let discovery = Discovery::start(&args.kafka, selection, args.discover_interval)?;
 
@@ -96,6 +138,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         catch_up_tick_ms,
         catch_up_lag: args.catch_up_lag,
         checkpoint_interval: args.checkpoint_interval,
+        commit_interval: args.commit_interval,
+        exactly_once: exactly_once_plan,
         valid: Arc::new(ValidRanges::new(&args.valid)),
         known: discovery.known.clone(),
         resume: Arc::new(resume),
@@ -105,12 +149,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stop,
         health,
         totals: Mutex::new(Totals::default()),
+        failure: Mutex::new(None),
     });
     let workers_plan = plan.clone();
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
-        let mut job = JobWorker::start(worker, &workers_plan)?;
-        while job.step()? {}
-        job.finish()
+        let result = JobWorker::start(worker, &workers_plan).and_then(|mut job| {
+            while job.step()? {}
+            job.finish()
+        });
+        // The first failure stops every worker of the process (they would wait for this one),
+        // and the failed worker's dataflows go: timely would otherwise step them forever.
+        if let Err(error) = &result {
+            workers_plan.fail(error);
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
+        }
+        result
     })
     .map_err(anyhow::Error::msg)
     .context("cannot start the workers")?;

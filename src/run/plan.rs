@@ -11,7 +11,7 @@ use crate::kafka::admission::SourceCounts;
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::discovery::Known;
 use crate::kafka::position::Resume;
-use crate::kafka::sink::SinkTopics;
+use crate::kafka::sink::{AlphaProducer, Deliveries, SinkTopics};
 use crate::kafka::source_options::{KafkaSourceOptions, StartFrom};
 use crate::mongo::config::Mongo;
 use crate::recovery::store::CheckpointStore;
@@ -38,8 +38,12 @@ pub struct JobPlan {
     pub catch_up_tick_ms: i64,
     /// Backlog above which a partition is catching up.
     pub catch_up_lag: i64,
-    /// Time between checkpoints (with `--mongo`).
+    /// Time between checkpoints (with `--mongo`, at-least-once).
     pub checkpoint_interval: Duration,
+    /// Time between transactions (exactly-once).
+    pub commit_interval: Duration,
+    /// Exactly-once: the transactional producer (process 0 only) and the state topic.
+    pub exactly_once: Option<ExactlyOnce>,
     /// Plausibility ranges.
     pub valid: Arc<ValidRanges>,
     /// Partitions this process knows of (the discovery thread keeps it current).
@@ -58,9 +62,25 @@ pub struct JobPlan {
     pub health: Arc<Health>,
     /// What the workers did, added up as each finishes.
     pub totals: Mutex<Totals>,
+    /// The first failure of any worker: the others stop too.
+    pub failure: Mutex<Option<String>>,
 }
 
 impl JobPlan {
+    /// Records a worker's failure, unless one is recorded already.
+    pub fn fail(&self, error: &str) {
+        let mut failure = self.failure.lock().expect("no panics holding the lock");
+        failure.get_or_insert_with(|| error.to_string());
+    }
+
+    /// Another worker's failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .expect("no panics holding the lock")
+            .clone()
+    }
+
     /// How far (dataflow time) a source may run ahead of the end of the dataflow: a few coarse
     /// ticks, as a partition catching up moves a whole catch-up tick at a time.
     pub fn max_ahead(&self) -> Time {
@@ -88,6 +108,15 @@ impl JobPlan {
             checkpoints: None,
         }
     }
+}
+
+/// What an exactly-once job's workers share.
+pub struct ExactlyOnce {
+    /// The state changelog topic.
+    pub state_topic: String,
+    /// The job's transactional producer, already fencing earlier ones and in a transaction: on
+    /// process 0, for its worker 0.
+    pub producer: Option<(Arc<AlphaProducer>, Arc<Deliveries>)>,
 }
 
 /// Totals over a process's workers, for the closing log line.

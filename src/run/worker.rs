@@ -10,13 +10,15 @@ use std::time::Duration;
 use roomflow_dataflows::Time;
 use timely::worker::Worker;
 
-use super::dataflow::{build_job_dataflow, JobClients, JobDataflow};
+use super::dataflow::{build_job_dataflow, AlphaSink, JobClients, JobDataflow, Recovery};
 use super::plan::JobPlan;
 use crate::kafka::committer::{OffsetCommitter, COMMIT_INTERVAL};
 use crate::kafka::config::QuietEof;
 use crate::kafka::coordination::{Coordination, CoordinationView, Report};
 use crate::kafka::sink::{flush, producer};
+use crate::kafka::transactional::TransactionState;
 use crate::recovery::saver::CheckpointSaver;
+use crate::recovery::transactions::Transactions;
 
 /// How long a worker parks when nothing is ready.
 const PARK: Duration = Duration::from_millis(10);
@@ -33,35 +35,57 @@ pub struct JobWorker<'w> {
     dataflow: JobDataflow,
     coordination: Coordination,
     view: CoordinationView,
-    committer: OffsetCommitter,
-    /// On the leading worker, with `--mongo`.
+    /// At-least-once: commits the group's offsets behind acknowledged output.
+    committer: Option<OffsetCommitter>,
+    /// At-least-once, on the leading worker, with `--mongo`.
     saver: Option<CheckpointSaver>,
+    /// Exactly-once, on the leading worker.
+    transactions: Option<Transactions>,
 }
 
 impl<'w> JobWorker<'w> {
     /// Creates the worker's clients, builds its dataflows and feeds the restored state.
     pub fn start(worker: &'w mut Worker, plan: &'w JobPlan) -> Result<Self, String> {
         let index = worker.index();
-        let clients = clients(plan)?;
+        let clients = clients(plan, index)?;
         // Every worker builds its dataflows in the same order: the side dataflow first.
         let coordination = Coordination::new(worker);
         let view = coordination.view();
-        let saver = if index == 0 {
-            let store = plan
-                .store
-                .lock()
-                .expect("no panics holding the lock")
-                .take();
-            match (store, &plan.mongo) {
-                (Some(store), Some(mongo)) => {
-                    Some(CheckpointSaver::new(store, mongo.runtime.clone()))
+        let (mut saver, mut transactions, mut committer) = (None, None, None);
+        let mut dataflow = match &plan.exactly_once {
+            None => {
+                if index == 0 {
+                    let store = plan
+                        .store
+                        .lock()
+                        .expect("no panics holding the lock")
+                        .take();
+                    if let (Some(store), Some(mongo)) = (store, &plan.mongo) {
+                        saver = Some(CheckpointSaver::new(store, mongo.runtime.clone()));
+                    }
                 }
-                _ => None,
+                committer = Some(OffsetCommitter::new(
+                    clients.consumer.clone(),
+                    COMMIT_INTERVAL,
+                ));
+                let recovery = Recovery::AtLeastOnce(saver.as_ref());
+                build_job_dataflow(worker, plan, &clients, view.clone(), recovery)
             }
-        } else {
-            None
+            Some(exactly_once) => {
+                let state = TransactionState::starting_at(plan.resume.time);
+                if let Some((producer, deliveries)) = &clients.producer {
+                    transactions = Some(Transactions::new(
+                        producer.clone(),
+                        deliveries.clone(),
+                        clients.consumer.clone(),
+                        state.clone(),
+                        exactly_once.state_topic.clone(),
+                    ));
+                }
+                let recovery = Recovery::ExactlyOnce(state, transactions.as_ref());
+                build_job_dataflow(worker, plan, &clients, view.clone(), recovery)
+            }
         };
-        let mut dataflow = build_job_dataflow(worker, plan, &clients, view.clone(), saver.as_ref());
         plan.health.beat(index);
         // The restored state enters at the checkpoint's time, through worker 0.
         if let Some(mut input) = dataflow.restored.take() {
@@ -78,7 +102,6 @@ impl<'w> JobWorker<'w> {
             }
             input.close();
         }
-        let committer = OffsetCommitter::new(clients.consumer.clone(), COMMIT_INTERVAL);
         Ok(JobWorker {
             worker,
             plan,
@@ -89,6 +112,7 @@ impl<'w> JobWorker<'w> {
             view,
             committer,
             saver,
+            transactions,
         })
     }
 
@@ -101,27 +125,52 @@ impl<'w> JobWorker<'w> {
         if self.plan.stop.load(Ordering::Relaxed) {
             health.stopping();
         }
-        if let Some(failure) = self.clients.deliveries.failure() {
-            return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
+        if let Some(failure) = self.plan.failure() {
+            return Err(failure);
         }
-        let mut acked = self.dataflow.alpha.borrow().acked(&self.clients.deliveries);
+        if let Some((_, deliveries)) = &self.clients.producer {
+            if let Some(failure) = deliveries.failure() {
+                return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
+            }
+        }
+        let mut acked = match (&self.dataflow.alpha, &self.clients.producer) {
+            (AlphaSink::AtLeastOnce(state), Some((_, deliveries))) => {
+                state.borrow().acked(deliveries)
+            }
+            (AlphaSink::AtLeastOnce(_), None) => None,
+            (AlphaSink::ExactlyOnce(state), _) => state.borrow().acked(),
+        };
+        let mut written = None;
         if let Some(mongo) = &self.dataflow.mongo {
             let mut mongo = mongo.borrow_mut();
             if let Some(failure) = mongo.progress.failure() {
                 return Err(format!("{failure}; the job stops (nothing after the last checkpoint is lost: a restart redoes it)"));
             }
-            acked = least_acked(acked, mongo.acked());
+            written = mongo.acked();
+            acked = least_acked(acked, written);
         }
-        let capability = self.dataflow.source.borrow().capability;
-        self.coordination.publish(Report { capability, acked });
+        let source = self.dataflow.source.borrow();
+        let report = Report {
+            capability: source.capability,
+            acked,
+            written,
+            sent_up_to: source.sent_up_to,
+        };
+        drop(source);
+        self.coordination.publish(report);
         let everyone_acked = self.view.acked();
         if let Some(saver) = &mut self.saver {
             saver.step(everyone_acked);
         }
-        self.committer.step(
-            everyone_acked,
-            &mut self.dataflow.source.borrow_mut().offsets,
-        );
+        if let Some(transactions) = &mut self.transactions {
+            transactions.step(self.view.written())?;
+        }
+        if let Some(committer) = &mut self.committer {
+            committer.step(
+                everyone_acked,
+                &mut self.dataflow.source.borrow_mut().offsets,
+            );
+        }
         Ok(!self.view.all_complete())
     }
 
@@ -129,12 +178,24 @@ impl<'w> JobWorker<'w> {
     /// workers finish, and adds this worker's counts to the plan's totals.
     pub fn finish(mut self) -> Result<(), String> {
         self.plan.health.stopping();
-        flush(&self.clients.producer, FINAL_FLUSH).map_err(|e| e.to_string())?;
+        match &mut self.transactions {
+            // The last mark's transaction is committed (the job completes only then).
+            Some(transactions) => transactions.finish(),
+            None => {
+                if let (Some((producer, _)), None) =
+                    (&self.clients.producer, &self.plan.exactly_once)
+                {
+                    flush(producer, FINAL_FLUSH).map_err(|e| e.to_string())?;
+                }
+            }
+        }
         // Everything is acknowledged: the newest complete checkpoint can be written.
         if let Some(saver) = &mut self.saver {
             saver.finish();
         }
-        self.committer.finish();
+        if let Some(committer) = &mut self.committer {
+            committer.finish();
+        }
         self.coordination.close();
         while self.worker.step_or_park(Some(PARK)) {}
 
@@ -144,9 +205,9 @@ impl<'w> JobWorker<'w> {
         totals.source.readings += counts.readings;
         totals.source.dead_letters += counts.dead_letters;
         totals.source.late += counts.late;
-        let alpha = self.dataflow.alpha.borrow();
-        totals.changes += alpha.changes;
-        totals.dead_letter_messages += alpha.dead_letters;
+        let (changes, dead_letters) = self.dataflow.alpha.counts();
+        totals.changes += changes;
+        totals.dead_letter_messages += dead_letters;
         if let Some(mongo) = &self.dataflow.mongo {
             let mut mongo = mongo.borrow_mut();
             mongo.finish();
@@ -158,8 +219,9 @@ impl<'w> JobWorker<'w> {
     }
 }
 
-/// Creates a worker's Kafka clients.
-fn clients(plan: &JobPlan) -> Result<JobClients, String> {
+/// Creates a worker's Kafka clients: exactly-once, only worker 0 produces, with the job's
+/// transactional producer.
+fn clients(plan: &JobPlan, index: usize) -> Result<JobClients, String> {
     let consumer = plan
         .kafka
         .client_config(&[
@@ -176,13 +238,19 @@ fn clients(plan: &JobPlan) -> Result<JobClients, String> {
         .client_config(&[])
         .create()
         .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
-    let (producer, deliveries) =
-        producer(&plan.kafka).map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+    let producer = match &plan.exactly_once {
+        Some(exactly_once) if index == 0 => exactly_once.producer.clone(),
+        Some(_) => None,
+        None => {
+            let (producer, deliveries) = producer(&plan.kafka)
+                .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+            Some((Arc::new(producer), deliveries))
+        }
+    };
     Ok(JobClients {
         consumer: Arc::new(consumer),
         end_probe: Arc::new(end_probe),
-        producer: Arc::new(producer),
-        deliveries,
+        producer,
     })
 }
 

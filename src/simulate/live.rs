@@ -50,6 +50,7 @@ pub fn produce(options: &SimulateOptions, target: LiveTarget) -> anyhow::Result<
         &[TopicSpec {
             name: target.topic.clone(),
             partitions: target.partitions,
+            configs: Vec::new(),
         }],
         1,
     )?;

@@ -69,6 +69,9 @@ pub const BEYOND_LATENESS: &str = "beyond_lateness";
 pub const SINK_ALPHA: &str = "alpha";
 /// The `sink` label of MongoDB.
 pub const SINK_MONGODB: &str = "mongodb";
+/// `sink` label of [`SINK_BATCH_SECONDS`] for exactly-once transactions (a commit: state records
+/// produced, offsets sent, committed).
+pub const SINK_TRANSACTION: &str = "transaction";
 
 /// Registers the help texts and units (once, after the recorder is installed).
 pub fn describe() {

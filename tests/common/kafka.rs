@@ -4,12 +4,15 @@
 //! `KAFKA_BROKERS` names one), creating and growing topics, and reading a whole topic back.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use serde_json::Value;
+
+use super::{lines, ok};
 
 /// The brokers the tests use.
 pub fn brokers() -> String {
@@ -51,8 +54,18 @@ pub struct Record {
 
 /// Every message of `topic`, partition by partition in offset order (none if it does not exist).
 pub fn read_topic(topic: &str) -> Vec<Record> {
+    read_topic_as(topic, "read_uncommitted")
+}
+
+/// What a `read_committed` consumer reads of `topic`: nothing of aborted or open transactions.
+pub fn read_topic_committed(topic: &str) -> Vec<Record> {
+    read_topic_as(topic, "read_committed")
+}
+
+fn read_topic_as(topic: &str, isolation: &str) -> Vec<Record> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers());
+    config.set("isolation.level", isolation);
     let mut records = Vec::new();
     roomflow::kafka::read::read_to_end(config, topic, Duration::from_secs(120), |message| {
         let headers = message
@@ -173,4 +186,41 @@ pub fn produce(topic: &str, partitions: i32, messages: &[(&str, &[u8])]) {
             .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The final state of a replay, by (collection, key), from its `--out` files.
+pub fn replayed_state(inputs: &[&Path], out: &Path) -> BTreeMap<(String, String), Value> {
+    let mut args = vec!["replay"];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--out", out.to_str().unwrap()]);
+    ok(&args);
+    let mut state = BTreeMap::new();
+    for (collection, key_fields) in [
+        ("room_averages", &["room", "sensor"][..]),
+        ("window_averages", &["room", "sensor", "window_start"][..]),
+        ("temperature_deltas", &["room", "ts"][..]),
+    ] {
+        for record in lines(&out.join(format!("{collection}.jsonl"))) {
+            let key: serde_json::Map<String, Value> = key_fields
+                .iter()
+                .map(|field| (field.to_string(), record[*field].clone()))
+                .collect();
+            state.insert(
+                (collection.to_string(), Value::Object(key).to_string()),
+                record,
+            );
+        }
+    }
+    state
+}
+
+/// Asserts the state rebuilt from alpha is the replayed one.
+pub fn assert_same_state(
+    rebuilt: &BTreeMap<(String, String), Value>,
+    replayed: &BTreeMap<(String, String), Value>,
+) {
+    assert_eq!(rebuilt.len(), replayed.len(), "number of keys");
+    for (key, value) in replayed {
+        assert_eq!(rebuilt.get(key), Some(value), "{key:?}");
+    }
 }

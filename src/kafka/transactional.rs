@@ -1,0 +1,255 @@
+//! Exactly-once output (`--alpha-guarantee exactly-once`): one transactional producer, on the
+//! job's first worker, writes every change and dead letter in transactions that each end at a
+//! mark; each transaction also holds the state changes and partition positions as of its mark
+//! (`recovery/changelog.rs`, committed by `recovery/transactions.rs`), so what a read_committed
+//! consumer sees and what a restart resumes from are one atomic thing. The design and its
+//! alternatives: `docs/exactly-once.md`.
+//!
+//! The sink operator holds what it receives by time and produces whole times in order into the
+//! open transaction, until it reaches a time that has a mark: there it stops (the *barrier*)
+//! until the worker loop (`recovery/transactions.rs`) has committed the transaction with the
+//! mark's checkpoint and begun the next one.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::Producer;
+use roomflow_dataflows::{HeldByTime, Time};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Concatenate;
+use timely::dataflow::Stream;
+use timely::scheduling::Activator;
+
+use super::config::KafkaArgs;
+use super::sink::{
+    produce_change, produce_dead_letter, AlphaProducer, Deliveries, DeliveryTracker, SinkState,
+    SinkTopics,
+};
+use crate::streams::{ChangeStream, Rejected, RejectedStream};
+
+/// How long a commit (or the fencing at start) may take before the job gives up.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The stable transactional id of a job's consumer group: a restarted job (or a second copy)
+/// fences whichever producer used it before.
+pub fn transactional_id(group: &str) -> String {
+    format!("roomflow-{group}")
+}
+
+/// Creates the job's transactional producer and fences any earlier one with the same id
+/// (aborting the transaction it left open), then begins the first transaction.
+pub fn transactional_producer(
+    kafka: &KafkaArgs,
+    group: &str,
+) -> anyhow::Result<(AlphaProducer, Arc<Deliveries>)> {
+    let deliveries = Arc::new(Deliveries::new());
+    let producer: AlphaProducer = kafka
+        .client_config(&[
+            ("transactional.id", &transactional_id(group)),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("transaction.timeout.ms", "60000"),
+        ])
+        .create_with_context(DeliveryTracker(deliveries.clone()))?;
+    producer
+        .init_transactions(TRANSACTION_TIMEOUT)
+        .map_err(|error| anyhow::anyhow!("cannot start Kafka transactions: {error}"))?;
+    producer
+        .begin_transaction()
+        .map_err(|error| anyhow::anyhow!("cannot begin a Kafka transaction: {error}"))?;
+    Ok((producer, deliveries))
+}
+
+/// What the transactional sink shares with the worker loop.
+pub struct TransactionState {
+    /// Counts and the sink's input frontier, as the at-least-once sink keeps them.
+    pub sink: SinkState,
+    /// A mark the sink has reached and not produced past: its transaction awaits its commit.
+    barrier: Option<Time>,
+    /// Every output before this time is committed.
+    committed: Time,
+    /// Mark times received and not yet passed.
+    marks: BTreeSet<Time>,
+    /// Whether anything is held back.
+    holding: bool,
+    /// The greatest time produced at.
+    pub newest_produced: Option<Time>,
+    /// Wakes the sink once a commit lets it go on.
+    activator: Option<Activator>,
+}
+
+impl TransactionState {
+    /// The state of a sink whose output starts at `start`.
+    pub fn starting_at(start: Time) -> Rc<RefCell<Self>> {
+        Rc::new(RefCell::new(TransactionState {
+            sink: SinkState::starting_at(start),
+            barrier: None,
+            committed: start,
+            marks: BTreeSet::new(),
+            holding: false,
+            newest_produced: None,
+            activator: None,
+        }))
+    }
+
+    /// The mark the sink waits at for its transaction's commit.
+    pub fn barrier(&self) -> Option<Time> {
+        self.barrier
+    }
+
+    /// The transaction of the `barrier` mark is committed: the sink goes on past it.
+    pub fn committed_through(&mut self, barrier: Time) {
+        self.committed = barrier;
+        self.barrier = None;
+        self.marks.remove(&barrier);
+        if let Some(activator) = &self.activator {
+            activator.activate();
+        }
+    }
+
+    /// Every output before the returned time is produced (into a transaction that commits at
+    /// the next mark): the barrier while the sink waits at one, else its input frontier; `None`
+    /// once the input is complete and everything is committed. Sources keep within reach of it.
+    pub fn acked(&self) -> Option<Time> {
+        let done = self.sink.frontier.is_none() && !self.holding && self.barrier.is_none();
+        if done {
+            return None;
+        }
+        self.barrier.or(self.sink.frontier).or(Some(self.committed))
+    }
+}
+
+/// What the sink receives, routed to the first worker (changes are encoded where they are
+/// formed).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Outgoing {
+    Change {
+        collection: String,
+        key: String,
+        line: String,
+    },
+    Rejected(Rejected),
+    Mark,
+}
+
+/// The transactional sink: every worker sends its changes, rejected input and marks to worker 0,
+/// whose `producer` writes them (other workers pass `None`).
+pub fn transactional_sink<'s>(
+    changes: ChangeStream<'s>,
+    rejected: RejectedStream<'s>,
+    marks: Stream<'s, Time, Vec<Time>>,
+    producer: Option<(Arc<AlphaProducer>, Arc<Deliveries>)>,
+    topics: SinkTopics,
+    state: Rc<RefCell<TransactionState>>,
+) {
+    let scope = changes.scope();
+    let streams = vec![
+        changes.map(|change| Outgoing::Change {
+            collection: change.collection().to_string(),
+            key: change.message_key(),
+            line: change.envelope_line(),
+        }),
+        rejected.map(Outgoing::Rejected),
+        marks.map(|_| Outgoing::Mark),
+    ];
+    let mut held: HeldByTime<Outgoing> = HeldByTime::default();
+    // The worker loop wakes the sink after a commit.
+    let activator_slot = state.clone();
+    scope
+        .concatenate(streams)
+        .unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Exchange::new(|_: &Outgoing| 0),
+            "TransactionalSink",
+            move |capability, info| {
+                // Held until everything is committed: an operator without capabilities whose input
+                // is complete is retired, and this one must still run after the last commits.
+                let mut alive = Some(capability);
+                activator_slot.borrow_mut().activator = Some(scope.activator_for(info.address));
+                move |(input, frontier), _output| {
+                    let mut state = state.borrow_mut();
+                    input.for_each_stamp(|stamp, data| {
+                        let time = *stamp.least().expect("a message has a time");
+                        let at = held.entry(time);
+                        for container in data {
+                            for outgoing in container.drain(..) {
+                                if matches!(outgoing, Outgoing::Mark) {
+                                    state.marks.insert(time);
+                                } else {
+                                    at.push(outgoing);
+                                }
+                            }
+                        }
+                    });
+                    let frontier = frontier.frontier().first().copied();
+                    state.sink.frontier = frontier;
+                    let Some((producer, deliveries)) = &producer else {
+                        // Other workers only route: nothing to wait for once their input ends.
+                        if frontier.is_none() {
+                            drop(alive.take());
+                        }
+                        return;
+                    };
+                    while let Some(time) = held.first_time() {
+                        if frontier.is_some_and(|frontier| frontier <= time) {
+                            break;
+                        }
+                        // A mark at `time`: everything before it is produced; its commit comes first.
+                        if state.marks.first() == Some(&time) {
+                            if state.barrier.is_none() {
+                                tracing::debug!(time, "alpha waits for its mark's transaction");
+                                state.barrier = Some(time);
+                            }
+                            break;
+                        }
+                        let (_, (), items) = held.pop_complete(frontier).expect("complete");
+                        for item in items {
+                            match item {
+                                Outgoing::Change {
+                                    collection,
+                                    key,
+                                    line,
+                                } => {
+                                    produce_change(
+                                        producer, deliveries, &topics, time, &key, &line,
+                                    );
+                                    state.sink.changes += 1;
+                                    state.sink.count_change(collection_name(&collection));
+                                }
+                                Outgoing::Rejected(rejected) => {
+                                    if produce_dead_letter(
+                                        producer, deliveries, &topics, time, &rejected,
+                                    ) {
+                                        state.sink.dead_letters += 1;
+                                    }
+                                }
+                                Outgoing::Mark => unreachable!("marks are not held"),
+                            }
+                        }
+                        state.newest_produced = Some(time);
+                    }
+                    state.holding = !held.is_empty() || !state.marks.is_empty();
+                    if frontier.is_none() && !state.holding {
+                        drop(alive.take());
+                    }
+                }
+            },
+        );
+}
+
+/// The counters are labelled by collection name; the three names are static.
+fn collection_name(name: &str) -> &'static str {
+    match name {
+        "room_averages" => "room_averages",
+        "window_averages" => "window_averages",
+        "temperature_deltas" => "temperature_deltas",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,269 @@
+//! The state changelog of exactly-once runs: a compacted Kafka topic written inside each alpha
+//! transaction (see `kafka/transactional.rs` and `docs/exactly-once.md`), and the checkpoint a
+//! restart reads back from it.
+//!
+//! | key | value |
+//! |---|---|
+//! | `{"state":<state key>}`, e.g. `{"state":{"Room":["413","co2"]}}` | the key's records as a JSON array; no value (a tombstone) once it holds none |
+//! | `{"position":["<topic>",<partition>]}` | `{"next":<offset>,"newest":<event time or null>}` |
+//! | `"progress"` | `{"time":<T>}`: everything before `T` is in this and earlier transactions |
+//!
+//! Every transaction writes the state keys that changed since the previous mark, every partition
+//! position, and the progress record, so the latest value of each key, read `read_committed`, is
+//! the state as of the last committed `T`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::message::Message;
+use roomflow_dataflows::{Checkpointed, StateChange, StateKey, Time};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
+use crate::kafka::config::KafkaArgs;
+use crate::kafka::discovery::Partition;
+use crate::kafka::position::PartitionPosition;
+use crate::kafka::read::read_to_end;
+
+/// How long reading the changelog back may take.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A changelog key.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Key {
+    State(StateKey),
+    Position(String, i32),
+    Progress,
+}
+
+/// A partition's position, as the changelog holds it.
+#[derive(Serialize, Deserialize)]
+struct Position {
+    next: i64,
+    newest: Option<i64>,
+}
+
+/// The progress record.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    time: Time,
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("changelog records serialize")
+}
+
+/// The changelog records of one mark's checkpoint: key, and value (`None`: a tombstone).
+pub fn changelog_records(checkpoint: &Checkpoint<StateChange>) -> Vec<(String, Option<String>)> {
+    let mut records = Vec::with_capacity(checkpoint.state.len() + checkpoint.positions.len() + 1);
+    for change in &checkpoint.state {
+        let value = (!change.records.is_empty()).then(|| encode(&change.records));
+        records.push((encode(&Key::State(change.key.clone())), value));
+    }
+    for position in checkpoint.positions.values() {
+        let key = Key::Position(
+            position.partition.topic.clone(),
+            position.partition.partition,
+        );
+        let value = Position {
+            next: position.next,
+            newest: position.newest,
+        };
+        records.push((encode(&key), Some(encode(&value))));
+    }
+    records.push((
+        encode(&Key::Progress),
+        Some(encode(&Progress {
+            time: checkpoint.time,
+        })),
+    ));
+    records
+}
+
+/// The checkpoint a changelog holds: the latest value of each key, read in order. `None` when
+/// it holds no progress record (nothing was ever committed).
+pub fn checkpoint_from_changelog(
+    entries: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+) -> anyhow::Result<Option<Checkpoint>> {
+    let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for (key, value) in entries {
+        latest.insert(key, value);
+    }
+    let mut time = None;
+    let mut positions = BTreeMap::new();
+    let mut state = Vec::new();
+    for (key, value) in latest {
+        let Some(value) = value else { continue };
+        let parsed: Key = serde_json::from_slice(&key).with_context(|| {
+            format!("unreadable changelog key {}", String::from_utf8_lossy(&key))
+        })?;
+        let context = || format!("unreadable changelog value of {parsed:?}");
+        match &parsed {
+            Key::State(_) => {
+                let records: Vec<Checkpointed> =
+                    serde_json::from_slice(&value).with_context(context)?;
+                state.extend(records);
+            }
+            Key::Position(topic, partition) => {
+                let position: Position = serde_json::from_slice(&value).with_context(context)?;
+                let partition = Partition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                positions.insert(
+                    partition.clone(),
+                    PartitionPosition {
+                        partition,
+                        next: position.next,
+                        newest: position.newest,
+                    },
+                );
+            }
+            Key::Progress => {
+                let progress: Progress = serde_json::from_slice(&value).with_context(context)?;
+                time = Some(progress.time);
+            }
+        }
+    }
+    let Some(time) = time else {
+        if !state.is_empty() || !positions.is_empty() {
+            bail!(
+                "the changelog holds state but no progress record: it was not written by roomflow"
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(Checkpoint {
+        time,
+        positions,
+        state,
+    }))
+}
+
+/// Reads the changelog `topic` back, `read_committed`, to its end.
+pub fn restore(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<Option<Checkpoint>> {
+    let mut entries = Vec::new();
+    let config = kafka.client_config(&[("isolation.level", "read_committed")]);
+    read_to_end(config, topic, RESTORE_TIMEOUT, |message| {
+        if let Some(key) = message.key() {
+            entries.push((key.to_vec(), message.payload().map(<[u8]>::to_vec)));
+        }
+    })
+    .with_context(|| format!("cannot read the state changelog `{topic}`"))?;
+    checkpoint_from_changelog(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomflow_dataflows::{Fixed, RoomAverage, WindowAverage};
+
+    fn room(count: i64, sum: i128) -> Checkpointed {
+        Checkpointed::Room(RoomAverage {
+            room: "a".into(),
+            sensor: "co2".into(),
+            count,
+            sum,
+        })
+    }
+
+    fn window(start: i64) -> Checkpointed {
+        Checkpointed::Window(WindowAverage {
+            room: "a".into(),
+            sensor: "co2".into(),
+            window_start: start,
+            count: 1,
+            sum: 5,
+        })
+    }
+
+    fn change(records: Vec<Checkpointed>, key: StateKey) -> StateChange {
+        StateChange { key, records }
+    }
+
+    fn position(next: i64) -> BTreeMap<Partition, PartitionPosition> {
+        let partition = Partition {
+            topic: "sensors".into(),
+            partition: 0,
+        };
+        [(
+            partition.clone(),
+            PartitionPosition {
+                partition,
+                next,
+                newest: Some(1_000),
+            },
+        )]
+        .into()
+    }
+
+    fn entries(records: Vec<(String, Option<String>)>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        records
+            .into_iter()
+            .map(|(key, value)| (key.into_bytes(), value.map(String::into_bytes)))
+            .collect()
+    }
+
+    #[test]
+    fn the_latest_value_of_each_key_is_the_state_of_the_last_commit() {
+        let room_key = StateKey::Room("a".into(), "co2".into());
+        let window_key = StateKey::Window("a".into(), "co2".into(), 0);
+        let temperatures = StateKey::Temperatures("a".into());
+        let held = Checkpointed::Temperature {
+            room: "a".into(),
+            ts: 7,
+            value: Fixed(21_000_000),
+        };
+        // Mark 10: room a at 1 reading, window 0 open, one temperature held.
+        let first = Checkpoint {
+            time: 10,
+            positions: position(5),
+            state: vec![
+                change(vec![room(1, 5)], room_key.clone()),
+                change(vec![window(0)], window_key.clone()),
+                change(vec![held.clone()], temperatures.clone()),
+            ],
+        };
+        // Mark 20: room a at 2 readings, window 0 sealed (tombstone); temperatures unchanged.
+        let second = Checkpoint {
+            time: 20,
+            positions: position(9),
+            state: vec![
+                change(vec![room(2, 9)], room_key),
+                change(vec![], window_key),
+            ],
+        };
+        let mut log = entries(changelog_records(&first));
+        log.extend(entries(changelog_records(&second)));
+        let restored = checkpoint_from_changelog(log).unwrap().unwrap();
+        assert_eq!(restored.time, 20);
+        assert_eq!(restored.positions, position(9));
+        let mut state = restored.state;
+        state.sort();
+        let mut expected = vec![room(2, 9), held];
+        expected.sort();
+        assert_eq!(state, expected);
+    }
+
+    #[test]
+    fn an_empty_changelog_is_a_fresh_start_and_a_foreign_one_an_error() {
+        assert_eq!(checkpoint_from_changelog(Vec::new()).unwrap(), None);
+        let foreign = vec![(
+            br#"{"position":["t",0]}"#.to_vec(),
+            Some(b"{\"next\":1,\"newest\":null}".to_vec()),
+        )];
+        let error = checkpoint_from_changelog(foreign).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("no progress record"),
+            "{error:#}"
+        );
+        let garbage = vec![(b"hello".to_vec(), Some(b"{}".to_vec()))];
+        let error = checkpoint_from_changelog(garbage).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("unreadable changelog key hello"),
+            "{error:#}"
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! `roomflow run --alpha-guarantee exactly-once` against Apache Kafka (the one `scripts/test.sh`
+//! starts, or `KAFKA_BROKERS`): killed with SIGKILL again and again, on one process or two, or
+//! fenced by a second copy, the job's alpha topic read `read_committed` holds every change
+//! exactly once, in time order per key, and applying it gives `roomflow replay`'s state; every
+//! dead letter is there once. What a `read_uncommitted` reader sees is counted and printed: it
+//! has repeats, which is what the committed read must not have.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kafka::{
+    apply_changes, assert_same_state, brokers, publish, read_topic, read_topic_committed,
+    replayed_state, require_broker, unique, Record,
+};
+use common::{lines, simulate, two_process_hostfile};
+use rand::Rng;
+use serde_json::Value;
+
+/// One exactly-once run of the job; killed (SIGKILL) when dropped.
+struct Run(Vec<Child>);
+
+impl Run {
+    /// Starts the job on `topic` with `group`, its processes as `processes` says (one, or two
+    /// with a hostfile), logging to `log` (with the process number appended).
+    fn start(topic: &str, group: &str, log: &Path, hostfile: Option<&Path>) -> Run {
+        let processes = if hostfile.is_some() { 2 } else { 1 };
+        let children = (0..processes)
+            .map(|process| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
+                command
+                    .args(["run", "--topics", topic, "-w", "2", "--group", group])
+                    .args(["--alpha-topic", &format!("{group}.alpha")])
+                    .args(["--dead-letter-topic", &format!("{group}.dead")])
+                    .args(["--brokers", &brokers(), "--alpha-guarantee", "exactly-once"])
+                    .args(["--exit-when-idle", "2s"]);
+                if let Some(hostfile) = hostfile {
+                    command.args(["-n", "2", "-p", &process.to_string()]);
+                    command.args(["-h", hostfile.to_str().unwrap()]);
+                }
+                command
+                    .env("ROOMFLOW_LOG", "roomflow=info")
+                    .stdout(Stdio::null())
+                    .stderr(
+                        std::fs::File::create(log.with_extension(format!("{process}.log")))
+                            .unwrap(),
+                    )
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        Run(children)
+    }
+
+    /// Whether every process has exited.
+    fn finished(&mut self) -> bool {
+        self.0
+            .iter_mut()
+            .all(|child| child.try_wait().unwrap().is_some())
+    }
+
+    /// Waits for the end; every process must succeed.
+    fn wait(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        for child in &mut self.0 {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "the job failed: {status}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the job did not finish");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every (message key, dataflow time) of `records`, with how often each occurs.
+fn change_counts(records: &[Record]) -> BTreeMap<(Vec<u8>, u64), usize> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        let change: Value = serde_json::from_slice(&record.payload).unwrap();
+        let time = change["time"].as_u64().unwrap();
+        *counts
+            .entry((record.key.clone().unwrap(), time))
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// Checks what a read_committed consumer of the group's topics sees: each change once, times
+/// increasing per key, the replayed state, every dead letter once. Returns the repeats a
+/// read_uncommitted consumer sees.
+fn assert_exactly_once(group: &str, input: &Path, dir: &Path) -> usize {
+    let committed = read_topic_committed(&format!("{group}.alpha"));
+    let repeated: Vec<_> = change_counts(&committed)
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "{} changes repeated on the read_committed alpha, e.g. {:?}",
+        repeated.len(),
+        repeated.first()
+    );
+    let mut newest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for record in &committed {
+        let change: Value = serde_json::from_slice(&record.payload).unwrap();
+        let time = change["time"].as_u64().unwrap();
+        if let Some(before) = newest.insert(record.key.clone().unwrap(), time) {
+            assert!(
+                before < time,
+                "a key's time went back from {before} to {time}"
+            );
+        }
+    }
+    let replayed = replayed_state(&[input], &dir.join("replay"));
+    assert_same_state(&apply_changes(&committed), &replayed);
+
+    let dead = read_topic_committed(&format!("{group}.dead"));
+    let places: BTreeSet<(String, String, String)> = dead
+        .iter()
+        .map(|record| {
+            (
+                record.headers["roomflow.topic"].clone(),
+                record.headers["roomflow.partition"].clone(),
+                record.headers["roomflow.offset"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(places.len(), dead.len(), "a dead letter repeated");
+    let expected = lines(&dir.join("replay/dead_letters.jsonl")).len()
+        + lines(&dir.join("replay/late.jsonl")).len();
+    assert_eq!(dead.len(), expected, "dead letters and late readings");
+
+    let uncommitted = read_topic(&format!("{group}.alpha"));
+    change_counts(&uncommitted)
+        .values()
+        .map(|count| count - 1)
+        .sum()
+}
+
+/// How many transactions `group`'s job has committed: its progress records, read_committed.
+fn commits(group: &str) -> usize {
+    read_topic_committed(&format!("roomflow.{group}.state"))
+        .iter()
+        .filter(|record| record.key.as_deref() == Some(&b"\"progress\""[..]))
+        .count()
+}
+
+/// Runs the job on `topic` as `group`, killing it at `kills` random points, then to the end;
+/// how many starts resumed from a committed transaction.
+fn run_with_kills(
+    topic: &str,
+    group: &str,
+    dir: &Path,
+    kills: usize,
+    hostfile: Option<&Path>,
+) -> usize {
+    let mut rng = rand::thread_rng();
+    let mut resumed = 0;
+    let resumed_in = |log: &Path| {
+        (0..2).any(|process| {
+            std::fs::read_to_string(log.with_extension(format!("{process}.log")))
+                .is_ok_and(|text| text.contains("resuming from the last transaction"))
+        })
+    };
+    for attempt in 0..kills {
+        let log = dir.join(format!("{group}-{attempt}"));
+        let before = commits(group);
+        let mut run = Run::start(topic, group, &log, hostfile);
+        // Killed at a random point after a new commit, so that every restart has something new
+        // to resume from: some kills land in the middle of a transaction, some right after one.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while commits(group) == before && !run.finished() {
+            assert!(Instant::now() < deadline, "no transaction committed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..1_500)));
+        let finished = run.finished();
+        drop(run);
+        resumed += usize::from(resumed_in(&log));
+        if finished {
+            break;
+        }
+    }
+    let log = dir.join(format!("{group}-last"));
+    Run::start(topic, group, &log, hostfile).wait();
+    resumed + usize::from(resumed_in(&log))
+}
+
+fn fixture(dir: &Path) -> std::path::PathBuf {
+    simulate(
+        dir,
+        "readings.jsonl",
+        &[
+            "--rooms",
+            "12",
+            "--readings",
+            "60000",
+            "--seed",
+            "5",
+            "--malformed",
+            "0.002",
+        ],
+    )
+}
+
+#[test]
+fn killed_at_random_points_a_read_committed_consumer_sees_every_change_once() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path());
+    let topic = unique("sensors");
+    publish(&input, &topic, "2");
+    let group = unique("eo");
+    let resumed = run_with_kills(&topic, &group, dir.path(), 10, None);
+    assert!(
+        resumed >= 2,
+        "only {resumed} starts resumed from a transaction"
+    );
+    let repeats = assert_exactly_once(&group, &input, dir.path());
+    eprintln!("read_uncommitted: {repeats} repeated changes; read_committed: none");
+}
+
+#[test]
+fn two_processes_killed_together_still_deliver_every_change_once() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path());
+    let topic = unique("sensors");
+    publish(&input, &topic, "4");
+    let group = unique("eo2");
+    let hostfile = two_process_hostfile(dir.path());
+    let resumed = run_with_kills(&topic, &group, dir.path(), 4, Some(&hostfile));
+    assert!(
+        resumed >= 2,
+        "only {resumed} starts resumed from a transaction"
+    );
+    let repeats = assert_exactly_once(&group, &input, dir.path());
+    eprintln!("two processes, read_uncommitted: {repeats} repeated changes");
+}
+
+#[test]
+fn a_second_copy_on_the_same_group_fences_the_first() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path());
+    let topic = unique("sensors");
+    publish(&input, &topic, "2");
+    let group = unique("fenced");
+    let first_log = dir.path().join("first");
+    let mut first = Run::start(&topic, &group, &first_log, None);
+    std::thread::sleep(Duration::from_millis(800));
+    let second = Run::start(&topic, &group, &dir.path().join("second"), None);
+    second.wait();
+    // The first stops with an error saying why, or had finished before the second began.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = first.0[0].try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the fenced copy did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(first_log.with_extension("0.log")).unwrap();
+    assert!(
+        status.success() || log.contains("fenced"),
+        "the first copy failed without saying it was fenced: {status}\n{log}"
+    );
+    if !status.success() {
+        eprintln!("the first copy stopped: fenced");
+    }
+    assert_exactly_once(&group, &input, dir.path());
+}
