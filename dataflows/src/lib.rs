@@ -17,6 +17,7 @@
 //! - `keyed_state.rs`: the current value per key, kept from a collection's updates.
 //! - `changes.rs`: updates → per-key changes, the typed change every sink consumes, its envelope.
 //! - `held.rs`: updates held by time until the input frontier passes them.
+//! - `kept_state.rs`: the state a worker keeps for checkpoints, taken whole or as changes.
 //! - `checkpoint.rs`: the state a job resumes from, taken at a mark, and how it is fed back.
 //!
 //! # Example
@@ -41,6 +42,7 @@ pub mod combine;
 pub mod deltas;
 pub mod held;
 pub mod horizon;
+pub mod kept_state;
 pub mod keyed_state;
 pub mod merge;
 pub mod name;

@@ -78,32 +78,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mongo = args.mongo.connect()?;
     let mut exactly_once_plan = None;
     let (store, resume, restored) = if exactly_once {
-        // Process 0 fences any earlier incarnation first, so the state read next is final.
-        let producer = if args.workers.process == 0 {
-            let (producer, deliveries) = transactional_producer(&args.kafka, &args.group)?;
-            Some((Arc::new(producer), deliveries))
-        } else {
-            None
-        };
-        let (resume, restored) = match restore(&args.kafka, &state_topic)? {
-            Some(checkpoint) => {
-                tracing::info!(
-                    time = checkpoint.time,
-                    records = checkpoint.state.len(),
-                    partitions = checkpoint.positions.len(),
-                    "resuming from the last transaction in {state_topic:?}"
-                );
-                (checkpoint.resume(), checkpoint.state)
-            }
-            None => {
-                tracing::info!("nothing committed in {state_topic:?}: starting as --from says");
-                (Resume::default(), Vec::new())
-            }
-        };
-        exactly_once_plan = Some(ExactlyOnce {
-            state_topic: state_topic.clone(),
-            producer,
-        });
+        let (plan, resume, restored) = exactly_once_start(&args, &state_topic)?;
+        exactly_once_plan = Some(plan);
         (None, resume, restored)
     } else {
         match &mongo {
@@ -246,4 +222,38 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
         signal_hook::flag::register(signal, stop.clone()).context("cannot handle signals")?;
     }
     Ok(stop)
+}
+
+/// Exactly-once: process 0 fences any earlier incarnation (so the state read next is final) and
+/// holds the transactional producer; every process reads where to resume from the state topic.
+fn exactly_once_start(
+    args: &RunArgs,
+    state_topic: &str,
+) -> anyhow::Result<(ExactlyOnce, Resume, Vec<Checkpointed>)> {
+    let producer = if args.workers.process == 0 {
+        let (producer, deliveries) = transactional_producer(&args.kafka, &args.group)?;
+        Some((Arc::new(producer), deliveries))
+    } else {
+        None
+    };
+    let (resume, restored) = match restore(&args.kafka, state_topic)? {
+        Some(checkpoint) => {
+            tracing::info!(
+                time = checkpoint.time,
+                records = checkpoint.state.len(),
+                partitions = checkpoint.positions.len(),
+                "resuming from the last transaction in {state_topic:?}"
+            );
+            (checkpoint.resume(), checkpoint.state)
+        }
+        None => {
+            tracing::info!("nothing committed in {state_topic:?}: starting as --from says");
+            (Resume::default(), Vec::new())
+        }
+    };
+    let plan = ExactlyOnce {
+        state_topic: state_topic.to_string(),
+        producer,
+    };
+    Ok((plan, resume, restored))
 }
