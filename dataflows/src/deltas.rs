@@ -122,6 +122,11 @@ impl RoomSeries {
         *held = (*held).max(value);
     }
 
+    /// The reading held at `ts`, if any.
+    pub fn get(&self, ts: EventTime) -> Option<Fixed> {
+        self.readings.get(&ts).copied()
+    }
+
     /// The readings held, by event time.
     pub fn readings(&self) -> impl Iterator<Item = (EventTime, Fixed)> + '_ {
         self.readings.iter().map(|(&ts, &value)| (ts, value))

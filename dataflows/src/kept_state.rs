@@ -42,7 +42,7 @@ impl Update {
                     ),
                 ];
                 if reading.is_temperature() {
-                    keys.push(StateKey::Temperatures(reading.room.clone()));
+                    keys.push(StateKey::Temperature(reading.room.clone(), reading.ts));
                 }
                 keys
             }
@@ -58,8 +58,8 @@ pub enum StateKey {
     Room(Name, Name),
     /// A window of a room and sensor, by its start.
     Window(Name, Name, EventTime),
-    /// The temperature readings held for a room.
-    Temperatures(Name),
+    /// A temperature reading held for a room's deltas, by its event time.
+    Temperature(Name, EventTime),
 }
 
 impl StateKey {
@@ -74,7 +74,7 @@ impl StateKey {
                 window.sensor.clone(),
                 window.window_start,
             ),
-            Checkpointed::Temperature { room, .. } => StateKey::Temperatures(room.clone()),
+            Checkpointed::Temperature { room, ts, .. } => StateKey::Temperature(room.clone(), *ts),
         }
     }
 }
@@ -172,12 +172,20 @@ impl KeptState {
         });
         let settled = settings.horizon().settled_before(Some(time));
         for (room, series) in self.temperatures.iter_mut() {
-            let held = series.len();
-            series.release(settled);
-            if series.len() != held {
-                if let Some(changed) = changed.as_mut() {
-                    changed.insert(StateKey::Temperatures(room.clone()));
+            match changed.as_mut() {
+                // Each released reading is a key gone.
+                Some(changed) => {
+                    let held: Vec<EventTime> = series.readings().map(|(ts, _)| ts).collect();
+                    series.release(settled);
+                    if series.len() != held.len() {
+                        for ts in held {
+                            if series.get(ts).is_none() {
+                                changed.insert(StateKey::Temperature(room.clone(), ts));
+                            }
+                        }
+                    }
                 }
+                None => series.release(settled),
             }
         }
     }
@@ -212,16 +220,16 @@ impl KeptState {
                 })
                 .into_iter()
                 .collect(),
-            StateKey::Temperatures(room) => self
+            StateKey::Temperature(room, ts) => self
                 .temperatures
                 .get(room)
-                .into_iter()
-                .flat_map(|series| series.readings())
-                .map(|(ts, value)| Checkpointed::Temperature {
+                .and_then(|series| series.get(*ts))
+                .map(|value| Checkpointed::Temperature {
                     room: room.clone(),
-                    ts,
+                    ts: *ts,
                     value,
                 })
+                .into_iter()
                 .collect(),
         }
     }

@@ -252,11 +252,13 @@ impl SourceBookkeeping {
         if stopping {
             return Some(now);
         }
-        if trigger.in_flight.get() || self.last_mark.0.elapsed() < trigger.interval {
+        if trigger.in_flight.get() >= trigger.max_in_flight
+            || self.last_mark.0.elapsed() < trigger.interval
+        {
             return None;
         }
         tracing::debug!(time = now, "checkpoint mark");
-        trigger.in_flight.set(true);
+        trigger.in_flight.set(trigger.in_flight.get() + 1);
         self.last_mark = (Instant::now(), Some(now));
         Some(now)
     }

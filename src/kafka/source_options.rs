@@ -80,7 +80,9 @@ pub struct CheckpointTrigger {
     /// Where marks go while it runs.
     pub at: MarkTime,
     /// Set when a mark is sent; the worker's loop clears it once that checkpoint is written.
-    pub in_flight: Rc<Cell<bool>>,
+    pub in_flight: Rc<Cell<u32>>,
+    /// Marks whose checkpoint or transaction may be in flight at once.
+    pub max_in_flight: u32,
 }
 
 /// Where the leading worker's source puts its marks.

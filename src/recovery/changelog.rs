@@ -210,7 +210,7 @@ mod tests {
     fn the_latest_value_of_each_key_is_the_state_of_the_last_commit() {
         let room_key = StateKey::Room("a".into(), "co2".into());
         let window_key = StateKey::Window("a".into(), "co2".into(), 0);
-        let temperatures = StateKey::Temperatures("a".into());
+        let temperatures = StateKey::Temperature("a".into(), 7);
         let held = Checkpointed::Temperature {
             room: "a".into(),
             ts: 7,

@@ -26,7 +26,7 @@ pub struct CheckpointSaver {
     /// only the newest is worth writing.
     complete: Rc<RefCell<VecDeque<Checkpoint>>>,
     /// Set by the source when it sends a mark; cleared once that checkpoint's write ends.
-    in_flight: Rc<Cell<bool>>,
+    in_flight: Rc<Cell<u32>>,
     /// The write under way, resolving to the checkpoint's time.
     writing: Option<JoinHandle<anyhow::Result<Time>>>,
     last_written: Instant,
@@ -53,7 +53,7 @@ impl CheckpointSaver {
     }
 
     /// The flag the source sets when it asks for a checkpoint.
-    pub fn in_flight_flag(&self) -> Rc<Cell<bool>> {
+    pub fn in_flight_flag(&self) -> Rc<Cell<u32>> {
         self.in_flight.clone()
     }
 
@@ -94,7 +94,7 @@ impl CheckpointSaver {
                 ),
                 Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
             }
-            self.in_flight.set(false);
+            self.in_flight.set(0);
         }
     }
 

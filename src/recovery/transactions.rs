@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::{histogram, Histogram};
 use rdkafka::consumer::Consumer;
@@ -25,6 +25,9 @@ use crate::kafka::sink::{send, AlphaProducer, Deliveries};
 use crate::kafka::transactional::{TransactionState, TRANSACTION_TIMEOUT};
 use crate::telemetry::catalog;
 
+/// How often the positions also go to the consumer group, inside a transaction.
+const OFFSETS_EVERY: Duration = Duration::from_secs(1);
+
 /// The worker loop's side of the transactions (on the first worker): commits each mark's
 /// transaction once the sink has reached it, its checkpoint is assembled, and MongoDB (if any)
 /// has every write before it.
@@ -36,9 +39,11 @@ pub struct Transactions {
     /// Checkpoints assembled at marks, oldest first (the gathering operator fills it).
     complete: Rc<RefCell<VecDeque<Checkpoint<StateChange>>>>,
     /// Cleared after each commit, so the source sends its next mark.
-    in_flight: Rc<Cell<bool>>,
+    in_flight: Rc<Cell<u32>>,
     state_topic: String,
     commit_seconds: Histogram,
+    /// When the group's offsets last joined a transaction.
+    offsets_sent: Option<Instant>,
 }
 
 impl Transactions {
@@ -58,6 +63,7 @@ impl Transactions {
             complete: Rc::default(),
             in_flight: Rc::default(),
             state_topic,
+            offsets_sent: None,
             commit_seconds: histogram!(catalog::SINK_BATCH_SECONDS, "sink" => catalog::SINK_TRANSACTION),
         }
     }
@@ -68,7 +74,7 @@ impl Transactions {
     }
 
     /// The flag the source sets when it sends a mark.
-    pub fn in_flight_flag(&self) -> Rc<Cell<bool>> {
+    pub fn in_flight_flag(&self) -> Rc<Cell<u32>> {
         self.in_flight.clone()
     }
 
@@ -123,7 +129,14 @@ impl Transactions {
                 "producing failed {failure}; the open transaction is not committed"
             ));
         }
-        self.send_offsets(&checkpoint)?;
+        // Once a second is enough for monitoring tools: each costs two more round trips.
+        if self
+            .offsets_sent
+            .is_none_or(|sent| sent.elapsed() >= OFFSETS_EVERY)
+        {
+            self.send_offsets(&checkpoint)?;
+            self.offsets_sent = Some(Instant::now());
+        }
         self.producer
             .commit_transaction(TRANSACTION_TIMEOUT)
             .map_err(|error| describe("cannot commit the Kafka transaction", error))?;
@@ -133,7 +146,7 @@ impl Transactions {
         self.commit_seconds.record(started.elapsed());
         tracing::debug!(time = barrier, "transaction committed");
         self.state.borrow_mut().committed_through(barrier);
-        self.in_flight.set(false);
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
         Ok(())
     }
 

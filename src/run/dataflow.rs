@@ -116,6 +116,7 @@ pub fn build_job_dataflow(
             last: LastMark::WhereItStops,
             at: MarkTime::AtCapability,
             in_flight: saver.in_flight_flag(),
+            max_in_flight: 1,
         }),
         Recovery::ExactlyOnce(_, transactions) => {
             transactions.map(|transactions| CheckpointTrigger {
@@ -123,6 +124,7 @@ pub fn build_job_dataflow(
                 last: LastMark::AfterEverything,
                 at: MarkTime::AtProgress,
                 in_flight: transactions.in_flight_flag(),
+                max_in_flight: 1,
             })
         }
     };
