@@ -23,79 +23,18 @@ use std::collections::BTreeMap;
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::VecCollection;
-use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Capability, Concatenate};
 use timely::dataflow::Stream;
 
-use crate::averages::RoomAverage;
 use crate::horizon::Time;
 use crate::kept_state::{KeptState, Update};
-use crate::reading::{EventTime, Fixed, Name, Reading};
-use crate::windows::WindowAverage;
+use crate::reading::Reading;
 use crate::Settings;
 
-pub use crate::kept_state::{StateChange, StateKey};
-
-/// One record of a checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Checkpointed {
-    /// A room's all-time aggregate of one sensor.
-    Room(RoomAverage),
-    /// A window that can still change.
-    Window(WindowAverage),
-    /// A temperature reading the deltas still need.
-    Temperature {
-        /// The room.
-        room: Name,
-        /// Event time.
-        ts: EventTime,
-        /// Value.
-        value: Fixed,
-    },
-}
-
-impl Checkpointed {
-    /// The room the record belongs to (state is spread over workers by room).
-    pub fn room(&self) -> &Name {
-        match self {
-            Checkpointed::Room(average) => &average.room,
-            Checkpointed::Window(window) => &window.room,
-            Checkpointed::Temperature { room, .. } => room,
-        }
-    }
-
-    /// The room average this record restores, if it is one.
-    pub fn room_average(&self) -> Option<RoomAverage> {
-        match self {
-            Checkpointed::Room(average) => Some(average.clone()),
-            _ => None,
-        }
-    }
-
-    /// The window average this record restores, if it is one.
-    pub fn window_average(&self) -> Option<WindowAverage> {
-        match self {
-            Checkpointed::Window(window) => Some(window.clone()),
-            _ => None,
-        }
-    }
-
-    /// The reading a checkpointed temperature stands for.
-    pub fn temperature_reading(&self) -> Option<Reading> {
-        match self {
-            Checkpointed::Temperature { room, ts, value } => Some(Reading {
-                room: room.clone(),
-                sensor: Reading::TEMPERATURE.into(),
-                ts: *ts,
-                value: *value,
-            }),
-            _ => None,
-        }
-    }
-}
+pub use crate::kept_state::{Checkpointed, StateChange, StateKey};
 
 /// Keeps, per room, what a resumed job needs (see the module documentation), and at each mark's
 /// time `T` emits it as [`Checkpointed`] records at `T`: the state as of every reading stamped

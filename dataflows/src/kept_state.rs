@@ -1,4 +1,4 @@
-//! The state one worker keeps for checkpoints (see `checkpoint.rs`): every room's aggregates,
+//! The records of a checkpoint, and the state one worker keeps for them (see `checkpoint.rs`): every room's aggregates,
 //! the open windows and the temperatures the deltas still need, as readings and restored records
 //! update it; taken whole at a mark, or as the keys that changed since the previous one.
 
@@ -6,13 +6,70 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::averages::RoomAverage;
-use crate::checkpoint::Checkpointed;
 use crate::deltas::RoomSeries;
 use crate::horizon::Time;
-use crate::reading::{EventTime, Name, Reading};
+use crate::reading::{EventTime, Fixed, Name, Reading};
 use crate::sum_count::SumCount;
 use crate::windows::{WindowAverage, Windows};
 use crate::Settings;
+
+/// One record of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Checkpointed {
+    /// A room's all-time aggregate of one sensor.
+    Room(RoomAverage),
+    /// A window that can still change.
+    Window(WindowAverage),
+    /// A temperature reading the deltas still need.
+    Temperature {
+        /// The room.
+        room: Name,
+        /// Event time.
+        ts: EventTime,
+        /// Value.
+        value: Fixed,
+    },
+}
+
+impl Checkpointed {
+    /// The room the record belongs to (state is spread over workers by room).
+    pub fn room(&self) -> &Name {
+        match self {
+            Checkpointed::Room(average) => &average.room,
+            Checkpointed::Window(window) => &window.room,
+            Checkpointed::Temperature { room, .. } => room,
+        }
+    }
+
+    /// The room average this record restores, if it is one.
+    pub fn room_average(&self) -> Option<RoomAverage> {
+        match self {
+            Checkpointed::Room(average) => Some(average.clone()),
+            _ => None,
+        }
+    }
+
+    /// The window average this record restores, if it is one.
+    pub fn window_average(&self) -> Option<WindowAverage> {
+        match self {
+            Checkpointed::Window(window) => Some(window.clone()),
+            _ => None,
+        }
+    }
+
+    /// The reading a checkpointed temperature stands for.
+    pub fn temperature_reading(&self) -> Option<Reading> {
+        match self {
+            Checkpointed::Temperature { room, ts, value } => Some(Reading {
+                room: room.clone(),
+                sensor: Reading::TEMPERATURE.into(),
+                ts: *ts,
+                value: *value,
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// What the state keeper applies: a reading, or a record restored from an earlier checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
