@@ -253,28 +253,13 @@ impl KeptState {
             StateKey::Room(room, sensor) => self
                 .rooms
                 .get(&(room.clone(), sensor.clone()))
-                .map(|total| {
-                    Checkpointed::Room(RoomAverage {
-                        room: room.clone(),
-                        sensor: sensor.clone(),
-                        count: total.count,
-                        sum: total.sum,
-                    })
-                })
+                .map(|total| room_record(room, sensor, total))
                 .into_iter()
                 .collect(),
             StateKey::Window(room, sensor, window_start) => self
                 .windows
                 .get(&(room.clone(), sensor.clone(), *window_start))
-                .map(|total| {
-                    Checkpointed::Window(WindowAverage {
-                        room: room.clone(),
-                        sensor: sensor.clone(),
-                        window_start: *window_start,
-                        count: total.count,
-                        sum: total.sum,
-                    })
-                })
+                .map(|total| window_record(room, sensor, *window_start, total))
                 .into_iter()
                 .collect(),
             StateKey::Temperature(room, ts) => self
@@ -325,26 +310,15 @@ impl KeptState {
                     }),
             );
         }
-        out.extend(self.rooms.iter().map(|((room, sensor), total)| {
-            Checkpointed::Room(RoomAverage {
-                room: room.clone(),
-                sensor: sensor.clone(),
-                count: total.count,
-                sum: total.sum,
-            })
-        }));
+        out.extend(
+            self.rooms
+                .iter()
+                .map(|((room, sensor), total)| room_record(room, sensor, total)),
+        );
         out.extend(
             self.windows
                 .iter()
-                .map(|((room, sensor, window_start), total)| {
-                    Checkpointed::Window(WindowAverage {
-                        room: room.clone(),
-                        sensor: sensor.clone(),
-                        window_start: *window_start,
-                        count: total.count,
-                        sum: total.sum,
-                    })
-                }),
+                .map(|((room, sensor, start), total)| window_record(room, sensor, *start, total)),
         );
     }
 }
@@ -354,4 +328,30 @@ fn add<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, SumCount>, key: K, contri
     map.entry(key)
         .and_modify(|total| total.plus_equals(&contribution))
         .or_insert(contribution);
+}
+
+/// A room's aggregate as a checkpoint record.
+fn room_record(room: &Name, sensor: &Name, total: &SumCount) -> Checkpointed {
+    Checkpointed::Room(RoomAverage {
+        room: room.clone(),
+        sensor: sensor.clone(),
+        count: total.count,
+        sum: total.sum,
+    })
+}
+
+/// A window's aggregate as a checkpoint record.
+fn window_record(
+    room: &Name,
+    sensor: &Name,
+    window_start: EventTime,
+    total: &SumCount,
+) -> Checkpointed {
+    Checkpointed::Window(WindowAverage {
+        room: room.clone(),
+        sensor: sensor.clone(),
+        window_start,
+        count: total.count,
+        sum: total.sum,
+    })
 }
