@@ -43,6 +43,9 @@ use crate::streams::{ReadingStream, Rejected};
 /// progress of other workers.
 const TICK: Duration = Duration::from_millis(10);
 
+/// How soon a source that is too far ahead of the dataflow looks again.
+const BEHIND_RETRY: Duration = Duration::from_millis(1);
+
 /// The Kafka source of this worker: reading updates, and rejected messages. `progress` is probed
 /// at the end of the dataflow, for flow control.
 pub fn kafka_source<'s>(
@@ -174,8 +177,12 @@ pub fn kafka_source<'s>(
             }
             state.capability = Some(*for_readings.time());
             book.update_metrics(&progress);
-            if more || behind {
+            if more {
                 activator.activate();
+            } else if behind {
+                // Waiting for the dataflow (or the acknowledgements) to catch up: look again
+                // soon, without spinning on the cores the rest of the dataflow needs.
+                activator.activate_after(BEHIND_RETRY);
             }
         }
     });

@@ -10,6 +10,7 @@
 //! until the worker loop (`recovery/transactions.rs`) has committed the transaction with the
 //! mark's checkpoint and begun the next one.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -132,7 +133,9 @@ impl TransactionState {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Outgoing {
     Change {
-        collection: String,
+        /// Borrowed on the worker that formed it (no allocation per change); owned only when
+        /// it crossed from another process.
+        collection: Cow<'static, str>,
         key: String,
         line: String,
     },
@@ -153,7 +156,7 @@ pub fn transactional_sink<'s>(
     let scope = changes.scope();
     let streams = vec![
         changes.map(|change| Outgoing::Change {
-            collection: change.collection().to_string(),
+            collection: Cow::Borrowed(change.collection()),
             key: change.message_key(),
             line: change.envelope_line(),
         }),

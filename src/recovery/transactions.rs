@@ -44,6 +44,9 @@ pub struct Transactions {
     commit_seconds: Histogram,
     /// When the group's offsets last joined a transaction.
     offsets_sent: Option<Instant>,
+    /// The mark whose transaction holds everything and waits for the broker to acknowledge its
+    /// messages before it commits, and when its commit began.
+    flushing: Option<(Time, Instant)>,
 }
 
 impl Transactions {
@@ -64,6 +67,7 @@ impl Transactions {
             in_flight: Rc::default(),
             state_topic,
             offsets_sent: None,
+            flushing: None,
             commit_seconds: histogram!(catalog::SINK_BATCH_SECONDS, "sink" => catalog::SINK_TRANSACTION),
         }
     }
@@ -91,6 +95,9 @@ impl Transactions {
                 format!("the Kafka producer failed for good: {reason}")
             });
         }
+        if let Some((barrier, started)) = self.flushing {
+            return self.commit_when_flushed(barrier, started);
+        }
         let Some(barrier) = self.state.borrow().barrier() else {
             return Ok(());
         };
@@ -106,7 +113,6 @@ impl Transactions {
                 ?written,
                 "the transaction waits"
             );
-            tracing::trace!(barrier, ready, ?written, "transaction waits");
             return Ok(());
         }
         let checkpoint = self
@@ -137,6 +143,25 @@ impl Transactions {
             self.send_offsets(&checkpoint)?;
             self.offsets_sent = Some(Instant::now());
         }
+        self.flushing = Some((barrier, started));
+        self.commit_when_flushed(barrier, started)
+    }
+
+    /// Commits `barrier`'s transaction once the broker has acknowledged every message in it;
+    /// until then the worker goes on stepping (the producer's own thread takes the
+    /// acknowledgements). Waiting here rather than in `commit_transaction`: rust-rdkafka's
+    /// flush, which that call begins with, waits in steps of 100 ms whenever anything is
+    /// outstanding, so every commit took at least 100 ms.
+    fn commit_when_flushed(&mut self, barrier: Time, started: Instant) -> Result<(), String> {
+        if self.producer.in_flight_count() > 0 {
+            if let Some(failure) = self.deliveries.failure() {
+                return Err(format!(
+                    "producing failed {failure}; the open transaction is not committed"
+                ));
+            }
+            return Ok(());
+        }
+        self.flushing = None;
         self.producer
             .commit_transaction(TRANSACTION_TIMEOUT)
             .map_err(|error| describe("cannot commit the Kafka transaction", error))?;
