@@ -72,7 +72,7 @@ broker_ticks() { ticks_of "$BROKER_PID"; }
 cpu() { awk -v t="$1" -v hz="$TICKS" -v ms="$2" 'BEGIN { printf "%.2f s (%.0f %%)", t / hz, 100 * t / hz / (ms / 1000) }'; }
 broker_cpu() { if [[ -n "$BROKER_PID" ]]; then cpu "$1" "$2"; else echo "n/a (not local)"; fi; }
 # Messages in a topic: the sum of its partitions' high watermarks (nothing is deleted here).
-count() { ((HAVE_KCAT)) || { echo 0; return; }; kcat -b "$BROKERS" -Q $(for p in $(seq 0 $(($2 - 1))); do echo -t "$1:$p:-1"; done) | awk '{ n += $NF } END { print n }'; }
+count() { ((HAVE_KCAT)) || { echo -1; return; }; kcat -b "$BROKERS" -Q $(for p in $(seq 0 $(($2 - 1))); do echo -t "$1:$p:-1"; done) | awk '{ n += $NF } END { print n }'; }
 METRICS_PORT="${BENCH_METRICS_PORT:-19611}"
 # The job's consumer lag from its own gauge, read in one scrape: the sum over partitions, then
 # the largest of one partition (the source coarsens stamps above --catch-up-lag, 10,000).
@@ -139,7 +139,7 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
       job_ticks=$(awk -v hz="$TICKS" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/time.txt")
       out=$(count "$alpha" 4)
       awk -v n="$messages" -v ms="$busy" -v w="$workers" -v base="$baseline" -v bare="$bare_rate" -v out="$out" \
-        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline, %.0f %% of the faster bare consumer) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, 100 * r / bare, ms / 1000, out / n }'
+        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline, %.0f %% of the faster bare consumer) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, 100 * r / bare, ms / 1000, out / n }' | sed 's/, -0.00 alpha messages per reading/, alpha not counted (no kcat)/'
       echo "; job CPU $(cpu "$job_ticks" "$busy"), broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
       [[ -z "$SAMPLER" ]] || echo "  its consumer-lag gauge: at most $(cut -d' ' -f1 "$DIR/lag-throughput.txt" | sort -n | tail -1) messages over $(wc -l <"$DIR/lag-throughput.txt") samples, last $(tail -1 "$DIR/lag-throughput.txt" | cut -d' ' -f1)"
     done
@@ -197,7 +197,7 @@ for rate in $RATES; do
   verdict=$(awk -v r="$rate" -v got="$achieved" -v a="$first" -v b="$second" \
     'BEGIN { if (got < 0.95 * r) print "not sustained: the simulator achieved only " got "/s"; else if (b > a + r / 4) print "not sustained: lag grows"; else print "sustained" }')
   echo "simulator achieved $achieved readings/s; ${latency#latency }"
-  echo "alpha: $(awk -v out="$(count "$alpha" 4)" -v n="$(cut -d' ' -f1 <<<"$produced")" 'BEGIN { printf "%.2f", out / n }') messages per reading"
+  echo "alpha: $(awk -v out="$(count "$alpha" 4)" -v n="$(cut -d' ' -f1 <<<"$produced")" 'BEGIN { if (out < 0) print "not counted (no kcat)"; else printf "%.2f messages per reading", out / n }')"
   echo "consumer lag at most $first messages in the first half, $second in the second: $verdict;" \
     "one partition's at most $(awk '$3 > m { m = $3 } END { print m + 0 }' "$DIR/lag.txt")"
   echo "job CPU $(cpu $((j1 - j0)) "$wall"), broker CPU $(broker_cpu $((b1 - b0)) "$wall")"
