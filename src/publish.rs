@@ -50,14 +50,22 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
         );
         bar
     });
-    let pacing = args
-        .speed
-        .map(|speed| Pacing::starting_now(first_event_time(&inputs).unwrap_or(0), speed));
+    let pacing = args.speed.map(|speed| {
+        let origin = first_event_time(&inputs, args.max_line_bytes).unwrap_or(0);
+        Pacing::starting_now(origin, speed)
+    });
 
     let valid = Arc::new(ValidRanges::new(&[]));
     let streams: Vec<LineStream> = inputs
         .iter()
-        .map(|input| LineStream::open(input, valid.clone(), bytes_read.clone()))
+        .map(|input| {
+            LineStream::open(
+                input,
+                valid.clone(),
+                bytes_read.clone(),
+                args.max_line_bytes,
+            )
+        })
         .collect();
     // Nothing is late here: the merge only orders.
     let mut merge = Merge::new(streams, Horizon::new(i64::MAX, 1));
@@ -85,8 +93,10 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
             }
             Event::Other { item, .. } => {
                 // Only lines that could not be read have one; files that cannot be opened do not.
-                let Some(line) = item.line else {
-                    tracing::warn!("{}: {}", item.source, item.reason);
+                let (Some(line), None) = (item.line, item.line_bytes) else {
+                    // Cannot be opened, or only the beginning of the line was kept: nothing
+                    // as it was to publish.
+                    tracing::warn!("{}: {} (not published)", item.source, item.reason);
                     continue;
                 };
                 let record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(line.as_bytes());

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-use super::{format, positive, Progress};
+use super::{byte_limit, format, positive, Progress};
 use crate::kafka::config::KafkaArgs;
+use crate::sources::bounded::DEFAULT_MAX_LINE_BYTES;
 use crate::sources::formats::Format;
 
 /// `roomflow publish`.
@@ -29,6 +30,10 @@ pub struct PublishArgs {
     /// Publish at this many times the recorded pace (default: as fast as possible).
     #[arg(long, value_parser = positive, env = "ROOMFLOW_SPEED")]
     pub speed: Option<f64>,
+    /// The longest line read whole, in bytes; a longer one is not published (a warning says
+    /// where it was), and is never held whole in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES, value_parser = byte_limit, env = "ROOMFLOW_MAX_LINE_BYTES")]
+    pub max_line_bytes: usize,
     /// Show a progress bar: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value_t = Progress::Auto, env = "ROOMFLOW_PROGRESS")]
     pub progress: Progress,

@@ -176,6 +176,16 @@ fn positive(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A limit in bytes: a positive whole number, at most 1 GiB.
+fn byte_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a number of bytes from 1 to 1073741824"
+        )),
+    }
+}
+
 fn millis(duration: Duration, flag: &str) -> anyhow::Result<i64> {
     i64::try_from(duration.as_millis()).with_context(|| format!("{flag} is too long"))
 }

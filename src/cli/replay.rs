@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use super::{duration, format, positive, settings, WorkerArgs};
+use super::{byte_limit, duration, format, positive, settings, WorkerArgs};
 use crate::mongo::config::MongoArgs;
+use crate::sources::bounded::DEFAULT_MAX_LINE_BYTES;
 use crate::sources::formats::Format;
 use crate::sources::validity::ValidRange;
 
@@ -30,6 +31,10 @@ pub struct ReplayArgs {
         value_delimiter = ','
     )]
     pub valid: Vec<ValidRange>,
+    /// The longest line read as a reading, in bytes; a longer one becomes a dead letter
+    /// keeping its first kilobyte and its length, and is never held whole in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES, value_parser = byte_limit, env = "ROOMFLOW_MAX_LINE_BYTES")]
+    pub max_line_bytes: usize,
     /// Length of the tumbling windows of window_averages.
     #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_WINDOW")]
     pub window: Duration,

@@ -5,10 +5,11 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgAction, Args};
 
-use super::{duration, millis, regex, settings, WorkerArgs};
+use super::{byte_limit, duration, millis, regex, settings, WorkerArgs};
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::source_options::StartFrom;
 use crate::mongo::config::MongoArgs;
+use crate::sources::bounded::DEFAULT_MAX_LINE_BYTES;
 use crate::sources::validity::ValidRange;
 
 /// What the alpha topic guarantees (`--alpha-guarantee`).
@@ -81,6 +82,10 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub valid: Vec<ValidRange>,
+    /// The longest message read as a reading, in bytes; a longer one becomes a dead letter
+    /// keeping its first kilobyte and its length, and keeps its original bytes on the dead-letter topic.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES, value_parser = byte_limit, env = "ROOMFLOW_MAX_LINE_BYTES")]
+    pub max_line_bytes: usize,
     /// Length of the tumbling windows of window_averages.
     #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_WINDOW")]
     pub window: Duration,

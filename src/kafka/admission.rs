@@ -12,7 +12,7 @@ use super::partition::{note_backlog, PartitionReader, Phase};
 use super::position::PartitionPosition;
 use crate::sources::formats::{parse_line, Format, StreamContext};
 use crate::sources::validity::ValidRanges;
-use crate::streams::rejected::{KafkaOrigin, RejectKind, Rejected};
+use crate::streams::rejected::{KafkaOrigin, Rejected};
 use crate::telemetry::catalog::{self, DeadLetterReason};
 
 /// The rules every message of a job is judged by.
@@ -21,6 +21,8 @@ pub struct Rules {
     pub horizon: Horizon,
     /// Plausible ranges (`--valid`).
     pub valid: Arc<ValidRanges>,
+    /// The longest message read as a reading (`--max-line-bytes`).
+    pub max_message_bytes: usize,
     /// The tick of a partition working through a backlog.
     pub catch_up_tick_ms: i64,
     /// Backlog (messages) above which a partition is catching up.
@@ -127,6 +129,15 @@ impl PartitionReader {
         let source = || format!("{}/{}", self.partition, message.offset);
         effects.parsed.clear();
         let outcome = match std::str::from_utf8(payload) {
+            // Checked first: the broker bounds a message, but far above any reading.
+            _ if payload.len() > rules.max_message_bytes => Err((
+                DeadLetterReason::TooLong,
+                format!(
+                    "message of {} bytes is longer than the {} allowed (--max-line-bytes)",
+                    payload.len(),
+                    rules.max_message_bytes
+                ),
+            )),
             Err(_) => Err((DeadLetterReason::NotUtf8, "not UTF-8".to_string())),
             Ok(text) if text.trim().is_empty() => {
                 Err((DeadLetterReason::Empty, "empty message".to_string()))
@@ -146,17 +157,12 @@ impl PartitionReader {
             counts.dead_letters += 1;
             counter!(catalog::DEAD_LETTERS, "reason" => cause.label()).increment(1);
             let effect = self.last_effect.max(capability);
-            effects.rejections.push((
-                Rejected {
-                    kind: RejectKind::DeadLetter,
-                    source: source(),
-                    reason,
-                    line: Some(String::from_utf8_lossy(payload).into_owned()),
-                    reading: None,
-                    origin: Some(origin()),
-                },
-                effect,
-            ));
+            // The dead-letter topic gets the message's bytes unchanged (`origin`); the files and
+            // MongoDB a bounded excerpt.
+            let mut rejected =
+                Rejected::unreadable(source(), reason, payload, payload.len() as u64);
+            rejected.origin = Some(origin());
+            effects.rejections.push((rejected, effect));
             effect
         } else {
             let mut message_stamp: Option<Time> = None;
@@ -212,6 +218,7 @@ impl PartitionReader {
 mod tests {
     use super::*;
     use crate::kafka::discovery::Partition;
+    use crate::streams::rejected::{RejectKind, EXCERPT_BYTES};
 
     /// The capability the messages are read at: not a multiple of the one-minute catch-up tick
     /// (1,700,000,000,000 = 28,333,333 minutes and 20 s).
@@ -226,6 +233,7 @@ mod tests {
         Rules {
             horizon: Horizon::new(300_000, 100),
             valid: Arc::new(ValidRanges::new(&["temperature=-40..85".parse().unwrap()])),
+            max_message_bytes: 1000,
             catch_up_tick_ms: 60_000,
             catch_up_lag: 10_000,
         }
@@ -245,6 +253,30 @@ mod tests {
             .iter()
             .map(|(r, time)| (r.kind, r.source.clone(), *time))
             .collect()
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_a_dead_letter_keeping_its_bytes_for_the_topic_only() {
+        let mut reader = PartitionReader::new(partition(), None, 0, Phase::Unknown);
+        let (rules, mut effects, mut counts) = (rules(), Effects::new(), SourceCounts::default());
+        // A valid reading padded with spaces to 5,000 bytes: over the limit of 1,000 in `rules`.
+        let mut payload = reading(C + 250, "21.5");
+        payload.resize(5_000, b' ');
+        let incoming = Incoming {
+            offset: 7,
+            key: None,
+            payload: &payload,
+        };
+        reader.admit(incoming, Some(8), C, &rules, &mut effects, &mut counts);
+        assert!(effects.readings.is_empty());
+        let (rejected, _) = &effects.rejections[0];
+        assert_eq!(
+            rejected.reason,
+            "message of 5000 bytes is longer than the 1000 allowed (--max-line-bytes)"
+        );
+        assert_eq!(rejected.line.as_deref().map(str::len), Some(EXCERPT_BYTES));
+        assert_eq!(rejected.line_bytes, Some(5_000));
+        assert_eq!(rejected.origin.as_ref().unwrap().payload, payload);
     }
 
     #[test]

@@ -85,6 +85,7 @@ impl SourceBookkeeping {
         let rules = Rules {
             horizon: options.horizon,
             valid: options.valid.clone(),
+            max_message_bytes: options.max_message_bytes,
             catch_up_tick_ms: options.catch_up_tick_ms,
             catch_up_lag: options.catch_up_lag,
         };

@@ -50,6 +50,8 @@ pub struct KafkaSourceOptions {
     pub horizon: Horizon,
     /// Plausibility ranges.
     pub valid: Arc<ValidRanges>,
+    /// The longest message read as a reading (`--max-line-bytes`).
+    pub max_message_bytes: usize,
     /// Messages handled per activation.
     pub batch: usize,
     /// Set on SIGINT/SIGTERM: stop reading.

@@ -223,6 +223,7 @@ mod tests {
             source: "sensors/2/17".into(),
             reason: "too late".into(),
             line: None,
+            line_bytes: None,
             reading: Some(Reading {
                 room: "a".into(),
                 sensor: "co2".into(),
@@ -244,6 +245,7 @@ mod tests {
             source: "in.jsonl:3".into(),
             reason: "not JSON".into(),
             line: Some("{".into()),
+            line_bytes: None,
             reading: None,
             origin: None,
         });

@@ -57,9 +57,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let mongo_progress: Arc<Mutex<Vec<Arc<WriterProgress>>>> = Arc::default();
 
-    let pacing = args
-        .speed
-        .map(|speed| Pacing::starting_now(first_event_time(&inputs).unwrap_or(0), speed));
+    let pacing = args.speed.map(|speed| {
+        let origin = first_event_time(&inputs, args.max_line_bytes).unwrap_or(0);
+        Pacing::starting_now(origin, speed)
+    });
 
     let shares = assign(&inputs, peers);
     let local_bytes: u64 = shares[process * workers..(process + 1) * workers]
@@ -77,6 +78,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let counts: Arc<Mutex<RejectedCounts>> = Arc::default();
     let valid = Arc::new(ValidRanges::new(&args.valid));
     let batch = args.batch.max(1);
+    let max_line_bytes = args.max_line_bytes;
     let (table_w, counts_w, outputs_w, bytes_w, mongo_progress_w) = (
         table.clone(),
         counts.clone(),
@@ -95,6 +97,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             inputs: shares[index].clone(),
             horizon: settings.horizon(),
             valid: valid.clone(),
+            max_line_bytes,
             pacing,
             bytes_read: bytes_w.clone(),
             batch,

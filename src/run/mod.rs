@@ -117,6 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         commit_interval: args.commit_interval,
         exactly_once: exactly_once_plan,
         valid: Arc::new(ValidRanges::new(&args.valid)),
+        max_message_bytes: args.max_line_bytes,
         known: discovery.known.clone(),
         resume: Arc::new(resume),
         mongo,

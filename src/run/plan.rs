@@ -46,6 +46,8 @@ pub struct JobPlan {
     pub exactly_once: Option<ExactlyOnce>,
     /// Plausibility ranges.
     pub valid: Arc<ValidRanges>,
+    /// The longest message read as a reading (`--max-line-bytes`).
+    pub max_message_bytes: usize,
     /// Partitions this process knows of (the discovery thread keeps it current).
     pub known: Arc<Mutex<Known>>,
     /// Where the job resumes: time 0 and no positions for a fresh job.
@@ -97,6 +99,7 @@ impl JobPlan {
             start: self.from,
             horizon: self.settings.horizon(),
             valid: self.valid.clone(),
+            max_message_bytes: self.max_message_bytes,
             batch: self.batch,
             stop: self.stop.clone(),
             exit_when_idle: self.exit_when_idle,

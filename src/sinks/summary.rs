@@ -58,11 +58,11 @@ pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>,
 /// Renders the per-room table: one row per room, one column per sensor, `mean (count)`.
 pub fn render_table(table: &mut Vec<(RoomAverage, isize)>, max_rows: usize) -> String {
     consolidate(table);
-    let sensors: BTreeSet<&str> = table.iter().map(|(r, _)| r.sensor.as_str()).collect();
-    let mut rows: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    let sensors: BTreeSet<String> = table.iter().map(|(r, _)| shown(&r.sensor)).collect();
+    let mut rows: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (record, _) in table.iter() {
-        rows.entry(record.room.as_str()).or_default().insert(
-            record.sensor.as_str(),
+        rows.entry(shown(&record.room)).or_default().insert(
+            shown(&record.sensor),
             format!(
                 "{:.2} ({})",
                 mean_to_f64(record.sum, record.count),
@@ -70,16 +70,23 @@ pub fn render_table(table: &mut Vec<(RoomAverage, isize)>, max_rows: usize) -> S
             ),
         );
     }
-    let room_width = rows.keys().map(|room| room.len()).max().unwrap_or(4).max(4);
+    // Widths in characters, as the formatter pads.
+    let chars = |text: &str| text.chars().count();
+    let room_width = rows
+        .keys()
+        .map(|room| chars(room))
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let width = |sensor: &str| {
         rows.values()
             .filter_map(|row| row.get(sensor))
-            .map(String::len)
+            .map(|cell| chars(cell))
             .max()
             .unwrap_or(0)
-            .max(sensor.len())
+            .max(chars(sensor))
     };
-    let widths: Vec<(&str, usize)> = sensors.iter().map(|s| (*s, width(s))).collect();
+    let widths: Vec<(&str, usize)> = sensors.iter().map(|s| (s.as_str(), width(s))).collect();
     let mut out = String::new();
     let _ = write!(out, "{:room_width$}", "room");
     for (sensor, w) in &widths {
@@ -89,7 +96,11 @@ pub fn render_table(table: &mut Vec<(RoomAverage, isize)>, max_rows: usize) -> S
     for (room, row) in rows.iter().take(max_rows) {
         let _ = write!(out, "{room:room_width$}");
         for (sensor, w) in &widths {
-            let _ = write!(out, "  {:>w$}", row.get(sensor).map_or("-", String::as_str));
+            let _ = write!(
+                out,
+                "  {:>w$}",
+                row.get(*sensor).map_or("-", String::as_str)
+            );
         }
         out.push('\n');
     }
@@ -101,6 +112,30 @@ pub fn render_table(table: &mut Vec<(RoomAverage, isize)>, max_rows: usize) -> S
         );
     }
     out
+}
+
+/// The most characters of a name the table shows.
+const SHOWN_NAME_CHARS: usize = 24;
+
+/// A name as the table shows it: on one line (control characters escaped) and at most
+/// [`SHOWN_NAME_CHARS`] characters, cut with `…`. The files and MongoDB keep names whole.
+fn shown(name: &str) -> String {
+    let mut escaped = String::with_capacity(name.len().min(4 * SHOWN_NAME_CHARS));
+    for c in name.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+        if escaped.chars().count() > SHOWN_NAME_CHARS {
+            break;
+        }
+    }
+    if escaped.chars().count() > SHOWN_NAME_CHARS {
+        escaped = escaped.chars().take(SHOWN_NAME_CHARS - 1).collect();
+        escaped.push('…');
+    }
+    escaped
 }
 
 #[cfg(test)]
@@ -130,5 +165,40 @@ mod tests {
              413   450.00 (1)    23.93 (2)\n\
              415            -    21.00 (1)\n"
         );
+    }
+
+    #[test]
+    fn long_and_unprintable_names_are_shown_short_and_on_one_line() {
+        // A 100,000-character room once made the formatter panic (width out of range).
+        let long = "x".repeat(100_000);
+        let mut table = vec![
+            (
+                RoomAverage {
+                    room: long.as_str().into(),
+                    sensor: "co\n2".into(),
+                    count: 1,
+                    sum: 1_000_000,
+                },
+                1,
+            ),
+            (
+                RoomAverage {
+                    room: "é".into(),
+                    sensor: "co\n2".into(),
+                    count: 1,
+                    sum: 2_000_000,
+                },
+                1,
+            ),
+        ];
+        // Room column: 24 characters (23 x and an ellipsis). The sensor shows as `co\n2`, five
+        // characters, right-aligned to its cells' eight. é is one character, padded to 24.
+        let expected = format!(
+            "room{}co\\n2\n{}…  1.00 (1)\né{}  2.00 (1)\n",
+            " ".repeat(25),
+            "x".repeat(23),
+            " ".repeat(23),
+        );
+        assert_eq!(render_table(&mut table, 10), expected);
     }
 }

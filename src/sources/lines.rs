@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use roomflow_dataflows::{Item, Reading};
 
+use super::bounded::{read_line, LineRead};
 use super::formats::{self, Format, StreamContext};
 use super::inputs::{open, InputFile};
-use super::validity::ValidRanges;
+use super::validity::{check_names, ValidRanges};
 use crate::streams::{RejectKind, Rejected};
 
 /// One input read line by line into [`Item`]s: readings with their line number, or dead letters.
@@ -18,6 +19,8 @@ pub struct LineStream {
     context: StreamContext,
     valid: Arc<ValidRanges>,
     reader: Option<Box<dyn BufRead + Send>>,
+    /// The longest line read whole (`--max-line-bytes`).
+    max_line_bytes: usize,
     line_number: u64,
     bytes: Vec<u8>,
     parsed: Vec<Reading>,
@@ -26,14 +29,21 @@ pub struct LineStream {
 }
 
 impl LineStream {
-    /// Opens `input`; a file that cannot be opened yields a single dead letter saying why.
-    pub fn open(input: &InputFile, valid: Arc<ValidRanges>, counter: Arc<AtomicU64>) -> LineStream {
+    /// Opens `input`; a file that cannot be opened yields a single dead letter saying why. Lines
+    /// longer than `max_line_bytes` are dead letters, read without holding more than that.
+    pub fn open(
+        input: &InputFile,
+        valid: Arc<ValidRanges>,
+        counter: Arc<AtomicU64>,
+        max_line_bytes: usize,
+    ) -> LineStream {
         let mut stream = LineStream {
             name: input.name().into(),
             format: input.format,
             context: input.context(),
             valid,
             reader: None,
+            max_line_bytes,
             line_number: 0,
             bytes: Vec::with_capacity(256),
             parsed: Vec::with_capacity(4),
@@ -49,20 +59,31 @@ impl LineStream {
             Ok(reader) => stream.reader = Some(reader),
             Err(error) => stream
                 .queued
-                .push(stream.dead_letter(format!("cannot open: {error}"), None)),
+                .push(stream.input_failed(format!("cannot open: {error}"))),
         }
         stream
     }
 
-    fn dead_letter(&self, reason: String, line: Option<String>) -> Item<Rejected> {
+    fn location(&self) -> String {
+        format!("{}:{}", self.name, self.line_number)
+    }
+
+    /// A dead letter about the input as a whole (it cannot be opened, or reading it failed).
+    fn input_failed(&self, reason: String) -> Item<Rejected> {
         Item::Other(Rejected {
             kind: RejectKind::DeadLetter,
-            source: format!("{}:{}", self.name, self.line_number),
+            source: self.location(),
             reason,
-            line,
+            line: None,
+            line_bytes: None,
             reading: None,
             origin: None,
         })
+    }
+
+    /// A dead letter for the current line: `bytes` are (the beginning of) its `length` bytes.
+    fn unreadable(&self, reason: String, bytes: &[u8], length: u64) -> Item<Rejected> {
+        Item::Other(Rejected::unreadable(self.location(), reason, bytes, length))
     }
 
     /// Reads lines until one yields something; `false` at the end of the input.
@@ -71,51 +92,67 @@ impl LineStream {
             let Some(reader) = self.reader.as_mut() else {
                 return false;
             };
-            self.bytes.clear();
-            match reader.read_until(b'\n', &mut self.bytes) {
-                Ok(0) => {
+            let read = read_line(reader, &mut self.bytes, self.max_line_bytes);
+            let length = match read {
+                Ok(LineRead::End) => {
                     self.reader = None;
                     return false;
                 }
-                Ok(_) => {}
+                Ok(LineRead::Line) => self.bytes.len() as u64,
+                Ok(LineRead::TooLong { length }) => length,
                 Err(error) => {
                     // A corrupt or truncated file: report it where it broke and stop reading it.
                     self.reader = None;
                     self.line_number += 1;
                     self.queued
-                        .push(self.dead_letter(format!("read error: {error}"), None));
+                        .push(self.input_failed(format!("read error: {error}")));
                     return true;
                 }
-            }
+            };
             self.line_number += 1;
             let bytes = std::mem::take(&mut self.bytes);
-            let outcome = match std::str::from_utf8(&bytes) {
-                Ok(text) => {
-                    let text = text.trim_end_matches(['\n', '\r']);
-                    self.parsed.clear();
-                    formats::parse_line(self.format, &self.context, text, &mut self.parsed)
-                        .map_err(|reason| self.dead_letter(reason, Some(text.to_string())))
+            let outcome = if let Ok(LineRead::TooLong { length }) = read {
+                Err(self.unreadable(
+                    format!(
+                        "line of {length} bytes is longer than the {} allowed (--max-line-bytes)",
+                        self.max_line_bytes
+                    ),
+                    &bytes,
+                    length,
+                ))
+            } else {
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) => {
+                        let text = text.trim_end_matches('\r');
+                        self.parsed.clear();
+                        formats::parse_line(self.format, &self.context, text, &mut self.parsed)
+                            .map_err(|reason| self.unreadable(reason, text.as_bytes(), length))
+                    }
+                    Err(_) => Err(self.unreadable("not UTF-8 text".to_string(), &bytes, length)),
                 }
-                Err(_) => Err(self.dead_letter(
-                    "not UTF-8 text".to_string(),
-                    Some(String::from_utf8_lossy(&bytes).trim_end().to_string()),
-                )),
             };
             self.bytes = bytes;
             match outcome {
                 Ok(()) if self.parsed.is_empty() => continue,
                 Ok(()) => {
+                    let location = self.location();
                     for reading in self.parsed.drain(..).rev() {
                         let item = match self.valid.check(&reading) {
                             Ok(()) => Item::Reading {
                                 reading,
                                 position: self.line_number,
                             },
+                            // A name too long is kept as the line's excerpt, not as a reading
+                            // whose name alone could be megabytes.
+                            Err(reason) if check_names(&reading).is_err() => Item::Other(
+                                Rejected::unreadable(location.clone(), reason, &self.bytes, length),
+                            ),
                             Err(reason) => Item::Other(Rejected {
                                 kind: RejectKind::DeadLetter,
-                                source: format!("{}:{}", self.name, self.line_number),
+                                source: location.clone(),
                                 reason,
                                 line: None,
+                                line_bytes: None,
                                 reading: Some(reading),
                                 origin: None,
                             }),
@@ -155,15 +192,20 @@ impl Iterator for LineStream {
 
 /// The earliest event time among the first readings of the files (stdin excluded: it cannot be
 /// read twice): where `--speed` starts the clock, the same for every worker and process.
-pub fn first_event_time(inputs: &[InputFile]) -> Option<roomflow_dataflows::EventTime> {
+pub fn first_event_time(
+    inputs: &[InputFile],
+    max_line_bytes: usize,
+) -> Option<roomflow_dataflows::EventTime> {
     inputs
         .iter()
         .filter(|input| input.path.is_some())
         .filter_map(|input| {
-            LineStream::open(input, Arc::default(), Arc::default()).find_map(|item| match item {
-                Item::Reading { reading, .. } => Some(reading.ts),
-                Item::Other(_) => None,
-            })
+            LineStream::open(input, Arc::default(), Arc::default(), max_line_bytes).find_map(
+                |item| match item {
+                    Item::Reading { reading, .. } => Some(reading.ts),
+                    Item::Other(_) => None,
+                },
+            )
         })
         .min()
 }
@@ -171,6 +213,7 @@ pub fn first_event_time(inputs: &[InputFile]) -> Option<roomflow_dataflows::Even
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::bounded::DEFAULT_MAX_LINE_BYTES;
     use crate::sources::inputs::discover;
     use std::fs::File;
     use std::io::Write;
@@ -198,7 +241,13 @@ mod tests {
             vec![Format::Json, Format::Json]
         );
 
-        let items: Vec<_> = LineStream::open(&inputs[0], Arc::default(), Arc::default()).collect();
+        let items: Vec<_> = LineStream::open(
+            &inputs[0],
+            Arc::default(),
+            Arc::default(),
+            DEFAULT_MAX_LINE_BYTES,
+        )
+        .collect();
         assert_eq!(items.len(), 2);
         assert!(matches!(&items[0], Item::Reading { reading, position: 1 } if reading.ts == 1000));
         match &items[1] {
@@ -208,7 +257,13 @@ mod tests {
             }
             other => panic!("expected a dead letter, got {other:?}"),
         }
-        let items: Vec<_> = LineStream::open(&inputs[1], Arc::default(), Arc::default()).collect();
+        let items: Vec<_> = LineStream::open(
+            &inputs[1],
+            Arc::default(),
+            Arc::default(),
+            DEFAULT_MAX_LINE_BYTES,
+        )
+        .collect();
         assert!(
             matches!(&items[..], [Item::Reading { reading, position: 1 }] if reading.value.0 == 500_500_000)
         );
@@ -227,7 +282,8 @@ mod tests {
         let inputs = discover(&[dir.path().to_path_buf()], None).unwrap();
         assert_eq!(inputs[0].format, Format::Keti);
         let valid = Arc::new(ValidRanges::new(&["temperature=-40..85".parse().unwrap()]));
-        let items: Vec<_> = LineStream::open(&inputs[0], valid, Arc::default()).collect();
+        let items: Vec<_> =
+            LineStream::open(&inputs[0], valid, Arc::default(), DEFAULT_MAX_LINE_BYTES).collect();
         match &items[0] {
             Item::Other(rejected) => {
                 assert_eq!(rejected.kind, RejectKind::DeadLetter);

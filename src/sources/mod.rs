@@ -3,11 +3,13 @@
 //! - `formats/`: line parsers for JSON lines, the KETI layout and the Intel lab format, one file
 //!   per format.
 //! - `inputs.rs`: finding recorded inputs, choosing their format, opening them, sharing them out.
+//! - `bounded.rs`: reading one line while holding at most `--max-line-bytes` of it.
 //! - `lines.rs`: reading one input line by line into readings and dead letters.
-//! - `validity.rs`: plausibility ranges per sensor.
+//! - `validity.rs`: plausibility: name lengths, ranges per sensor.
 //! - `pacing.rs`: `--speed`, event time against wall time.
 //! - `replay.rs`: the timely source merging a worker's inputs by event time.
 
+pub mod bounded;
 pub mod formats;
 pub mod inputs;
 pub mod lines;

@@ -26,10 +26,18 @@ impl Pacing {
         }
     }
 
-    /// How long to wait before a reading at `ts` is due, or `None` if it is due now.
+    /// How long to wait before a reading at `ts` is due, or `None` if it is due now. Any `ts`
+    /// is allowed: the merge asks with `EventTime::MIN` when a dead letter is next, and a
+    /// reading may claim a time centuries away.
     pub fn wait_for(&self, ts: EventTime, now: Instant) -> Option<Duration> {
-        let offset_ms = (ts - self.origin).max(0) as f64 / self.speed;
-        let due = self.start + Duration::from_secs_f64(offset_ms / 1000.0);
+        // Saturating: `EventTime::MIN - origin` once wrapped to a wait of millions of years,
+        // so pacing stopped for good at the first unreadable line.
+        let offset_ms = ts.saturating_sub(self.origin).max(0) as f64 / self.speed;
+        let offset = Duration::try_from_secs_f64(offset_ms / 1000.0).unwrap_or(Duration::MAX);
+        let Some(due) = self.start.checked_add(offset) else {
+            // Further away than a clock can say: not due in this run's lifetime.
+            return Some(Duration::MAX);
+        };
         due.checked_duration_since(now)
             .filter(|wait| !wait.is_zero())
     }
@@ -60,5 +68,18 @@ mod tests {
             None,
             "earlier than the origin is due at once"
         );
+    }
+
+    #[test]
+    fn a_dead_letter_next_is_due_at_once() {
+        // The merge reports `EventTime::MIN` when an unreadable line is next; the origin is a
+        // real epoch time, so the subtraction overflows unless it saturates.
+        let start = Instant::now();
+        let pacing = Pacing {
+            origin: 1_700_000_000_000,
+            start,
+            speed: 2.0,
+        };
+        assert_eq!(pacing.wait_for(EventTime::MIN, start), None);
     }
 }

@@ -26,6 +26,8 @@ pub struct ReplayOptions {
     pub horizon: Horizon,
     /// Plausibility ranges.
     pub valid: Arc<ValidRanges>,
+    /// The longest line read whole (`--max-line-bytes`).
+    pub max_line_bytes: usize,
     /// Pacing, for `--speed`.
     pub pacing: Option<Pacing>,
     /// Bytes read from disk, for progress.
@@ -63,7 +65,12 @@ pub fn replay<'s>(
                 .inputs
                 .iter()
                 .map(|input| {
-                    LineStream::open(input, options.valid.clone(), options.bytes_read.clone())
+                    LineStream::open(
+                        input,
+                        options.valid.clone(),
+                        options.bytes_read.clone(),
+                        options.max_line_bytes,
+                    )
                 })
                 .collect();
             names = streams.iter().map(|stream| stream.name().clone()).collect();

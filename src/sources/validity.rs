@@ -38,6 +38,24 @@ impl FromStr for ValidRange {
     }
 }
 
+/// The longest room or sensor name accepted, in bytes. Names key every collection, every
+/// MongoDB document and every alpha message; one of 100,000 characters is a broken sender, not a
+/// room, and it becomes a dead letter like any other implausible reading.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// `Err(reason)` when the reading's room or sensor name is longer than [`MAX_NAME_BYTES`].
+pub fn check_names(reading: &Reading) -> Result<(), String> {
+    for (what, name) in [("room", &reading.room), ("sensor", &reading.sensor)] {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "{what} name of {} bytes is longer than the {MAX_NAME_BYTES} allowed",
+                name.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// All ranges, by sensor.
 #[derive(Clone, Debug, Default)]
 pub struct ValidRanges {
@@ -61,8 +79,10 @@ impl ValidRanges {
         ValidRanges { ranges }
     }
 
-    /// `Err(reason)` when the reading is outside its sensor's range.
+    /// `Err(reason)` when a name is longer than [`MAX_NAME_BYTES`] or the reading is outside its
+    /// sensor's range.
     pub fn check(&self, reading: &Reading) -> Result<(), String> {
+        check_names(reading)?;
         match self.ranges.get(reading.sensor.as_str()) {
             Some((min, max, text)) if reading.value < *min || reading.value > *max => Err(format!(
                 "{} {} outside the plausible range {}",
@@ -105,6 +125,28 @@ mod tests {
             ranges.check(&reading("co2", 9999.0)),
             Ok(()),
             "no range for co2"
+        );
+    }
+
+    #[test]
+    fn names_longer_than_the_limit_are_implausible() {
+        let ranges = ValidRanges::new(&[]);
+        let reading = |room: &str, sensor: &str| Reading {
+            room: room.into(),
+            sensor: sensor.into(),
+            ts: 0,
+            value: Fixed(0),
+        };
+        let longest = "r".repeat(256);
+        assert_eq!(ranges.check(&reading(&longest, "co2")), Ok(()));
+        assert_eq!(
+            ranges.check(&reading(&"r".repeat(257), "co2")),
+            Err("room name of 257 bytes is longer than the 256 allowed".to_string())
+        );
+        // Bytes, not characters: 86 three-byte characters are 258 bytes.
+        assert_eq!(
+            ranges.check(&reading("1", &"€".repeat(86))),
+            Err("sensor name of 258 bytes is longer than the 256 allowed".to_string())
         );
     }
 

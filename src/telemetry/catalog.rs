@@ -46,8 +46,10 @@ pub enum DeadLetterReason {
     Empty,
     /// Not a reading: bad JSON, a missing or ill-typed field, a bad timestamp or value.
     Malformed,
-    /// A reading outside its sensor's `--valid` range.
+    /// A reading outside its sensor's `--valid` range, or with a name longer than allowed.
     Implausible,
+    /// A message longer than `--max-line-bytes`.
+    TooLong,
 }
 
 impl DeadLetterReason {
@@ -58,6 +60,7 @@ impl DeadLetterReason {
             DeadLetterReason::Empty => "empty",
             DeadLetterReason::Malformed => "malformed",
             DeadLetterReason::Implausible => "implausible",
+            DeadLetterReason::TooLong => "too_long",
         }
     }
 }
