@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use flate2::read::MultiGzDecoder;
 
+use super::bounded::{read_line, LineRead};
 use super::formats::{self, Format, StreamContext};
 
 /// One recorded input and how to read it.
@@ -78,18 +79,21 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// The first non-blank line of a file, for format detection.
+/// The most of a first line format detection looks at: a line without a newline may be the whole
+/// file.
+const DETECTION_BYTES: usize = 64 * 1024;
+
+/// The first non-blank line of a file (at most its first [`DETECTION_BYTES`]), for format
+/// detection.
 fn first_line(path: &Path) -> anyhow::Result<String> {
     let mut reader = open(path, Arc::default())?;
-    let mut line = String::new();
+    let mut bytes = Vec::new();
     loop {
-        line.clear();
-        // Non-UTF-8 content is not a text format we know; read as lossy bytes.
-        let mut bytes = Vec::new();
-        if reader.read_until(b'\n', &mut bytes)? == 0 {
+        if read_line(&mut reader, &mut bytes, DETECTION_BYTES)? == LineRead::End {
             return Ok(String::new());
         }
-        line.push_str(&String::from_utf8_lossy(&bytes));
+        // Non-UTF-8 content is not a text format we know; read as lossy bytes.
+        let line = String::from_utf8_lossy(&bytes);
         if !line.trim().is_empty() {
             return Ok(line.trim_end().to_string());
         }
