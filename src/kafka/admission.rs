@@ -88,6 +88,39 @@ impl Effects {
     }
 }
 
+/// One message for [`admit_messages`]: its key and its value.
+pub type Message<'m> = (Option<&'m [u8]>, &'m [u8]);
+
+/// Admits `messages`, at offsets 0, 1, …, of one newly assigned partition `topic/0` under
+/// `rules`, as a source reading at `capability` would: what they did, the counts, and the time
+/// of each message's effects. For the fuzz target and tests: the same path as the job's.
+pub fn admit_messages(
+    rules: &Rules,
+    messages: &[Message<'_>],
+    capability: Time,
+) -> (Effects, SourceCounts, Vec<Time>) {
+    let partition = crate::kafka::discovery::Partition {
+        topic: "topic".into(),
+        partition: 0,
+    };
+    let mut reader = PartitionReader::new(partition, None, 0, Phase::Unknown);
+    let (mut effects, mut counts) = (Effects::new(), SourceCounts::default());
+    let end = Some(messages.len() as i64);
+    let times = messages
+        .iter()
+        .enumerate()
+        .map(|(offset, (key, payload))| {
+            let incoming = Incoming {
+                offset: offset as i64,
+                key: *key,
+                payload,
+            };
+            reader.admit(incoming, end, capability, rules, &mut effects, &mut counts)
+        })
+        .collect();
+    (effects, counts, times)
+}
+
 impl PartitionReader {
     /// Admits the next `message` of the partition, read while the source's capability is at
     /// `capability` and the partition's fetched end is `end`; its effects go to `effects`, its

@@ -176,8 +176,9 @@ fn chunk_documents(
         .collect()
 }
 
-/// The records of chunk `id`.
-fn read_chunk(id: &str, chunk: &Document) -> anyhow::Result<Vec<Checkpointed>> {
+/// The records of chunk `id` of `_checkpoints`: anything else is an error, never a panic (the
+/// fuzz target `checkpoint_chunk` feeds it arbitrary documents).
+pub fn read_chunk(id: &str, chunk: &Document) -> anyhow::Result<Vec<Checkpointed>> {
     let records = chunk
         .get_str("records")
         .with_context(|| format!("checkpoint chunk {id} has no records"))?;
