@@ -158,3 +158,31 @@ fn an_unreadable_line_does_not_stop_a_paced_replay() {
         (Some(2), Some(500.0))
     );
 }
+
+#[test]
+fn a_full_disk_fails_the_replay_naming_the_file_and_reports_nothing_as_done() {
+    // /dev/full answers every write with ENOSPC: the output file links to it.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, reading("1", "co2", 1000, 400.0)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let full = out.join("room_averages.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let output = roomflow(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot write `{}`: No space left on device",
+            full.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("results in"), "{stderr}");
+}
