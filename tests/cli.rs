@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -84,4 +85,30 @@ fn the_bundled_sample_replays() {
     let output = ok(&["replay", sample.to_str().unwrap()]);
     let summary = String::from_utf8_lossy(&output.stderr);
     assert!(summary.contains("20 rooms"), "{summary}");
+}
+
+#[test]
+fn help_never_prints_a_secret_from_the_environment() {
+    for command in ["run", "replay", "publish", "simulate"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+            .args([command, "--help"])
+            .env("MONGO_URI", "mongodb://user:mongo-secret@db:27017")
+            .env("ROOMFLOW_KAFKA_PROPERTIES", "sasl.password=kafka-secret")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command} --help");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !help.contains("mongo-secret") && !help.contains("kafka-secret"),
+            "{command} --help shows a secret:\n{help}"
+        );
+    }
+    // The variables are still named, for a newcomer looking for them.
+    let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("[env: MONGO_URI]"), "{help}");
+    assert!(help.contains("[env: ROOMFLOW_KAFKA_PROPERTIES]"), "{help}");
 }

@@ -44,6 +44,8 @@ pub struct KafkaArgs {
         value_name = "KEY=VALUE",
         value_parser = property,
         env = "ROOMFLOW_KAFKA_PROPERTIES",
+        // They may hold sasl.password or ssl.key.password: `--help` must not print them.
+        hide_env_values = true,
         value_delimiter = ';'
     )]
     pub properties: Vec<(String, String)>,

@@ -21,7 +21,13 @@ const REACHABLE_WITHIN: Duration = Duration::from_secs(10);
 pub struct MongoArgs {
     /// MongoDB connection string (e.g. mongodb://localhost:27017). With it, every collection is
     /// kept in MongoDB, one document per key, and `run` checkpoints there and resumes from it.
-    #[arg(long = "mongo", value_name = "URI", env = "MONGO_URI")]
+    // The URI may hold a password: `--help` must not print the environment's value.
+    #[arg(
+        long = "mongo",
+        value_name = "URI",
+        env = "MONGO_URI",
+        hide_env_values = true
+    )]
     pub uri: Option<String>,
     /// Database the collections are written to.
     #[arg(
