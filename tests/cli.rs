@@ -112,3 +112,23 @@ fn help_never_prints_a_secret_from_the_environment() {
     assert!(help.contains("[env: MONGO_URI]"), "{help}");
     assert!(help.contains("[env: ROOMFLOW_KAFKA_PROPERTIES]"), "{help}");
 }
+
+#[test]
+fn a_bad_mongodb_uri_is_reported_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let output = roomflow(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--mongo",
+        "mongodb://app:mongo-secret@db:notaport/x",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--mongo \"mongodb://app:***@db:notaport/x\" is not a MongoDB"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("mongo-secret"), "{stderr}");
+}

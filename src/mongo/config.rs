@@ -67,9 +67,12 @@ impl MongoArgs {
             .build()
             .context("cannot start the MongoDB runtime")?;
         let db = runtime.block_on(async {
-            let mut options = ClientOptions::parse(uri)
-                .await
-                .with_context(|| format!("--mongo {uri:?} is not a MongoDB connection string"))?;
+            let mut options = ClientOptions::parse(uri).await.with_context(|| {
+                format!(
+                    "--mongo {:?} is not a MongoDB connection string",
+                    redacted(uri)
+                )
+            })?;
             options.app_name = Some("roomflow".into());
             // Short, so an unreachable server shows up in the log quickly (the sink retries).
             options.server_selection_timeout = Some(Duration::from_secs(5));
@@ -127,4 +130,40 @@ async fn ensure_indexes(db: &Database) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create an index on {}", target.name()))?;
     }
     Ok(())
+}
+/// `uri` with its password, if it has one, replaced by `***`: what messages may show.
+pub fn redacted(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    // Hosts cannot hold '@': the last one ends the user information, even when the password
+    // holds characters a valid URI would have escaped.
+    let Some(at) = rest.rfind('@') else {
+        return uri.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            redacted("mongodb://app:s3cret@db:27017/roomflow"),
+            "mongodb://app:***@db:27017/roomflow"
+        );
+        assert_eq!(
+            redacted("mongodb+srv://app:p/a@ss@cluster.example/"),
+            "mongodb+srv://app:***@cluster.example/"
+        );
+        // Nothing to hide.
+        for uri in ["mongodb://db:27017", "mongodb://app@db", "not a uri"] {
+            assert_eq!(redacted(uri), uri);
+        }
+    }
 }
