@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use metrics::{gauge, Gauge};
@@ -24,6 +24,7 @@ use super::discovery::{owner, Partition};
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
 use super::source_options::{KafkaSourceOptions, LastMark, MarkTime, SourceState};
 use crate::telemetry::catalog;
+use crate::telemetry::repeats::RepeatedWarnings;
 
 /// Where one partition's messages wait to be read: its own queue, and any that librdkafka
 /// delivered on the consumer's queue instead (kept in offset order, read first).
@@ -121,7 +122,7 @@ impl SourceBookkeeping {
         while let Some(event) = self.consumer.poll(Duration::ZERO) {
             let message = match event {
                 Err(error) => {
-                    tracing::warn!(%error, "Kafka consumer");
+                    warn_consumer_error(None, &error);
                     continue;
                 }
                 Ok(message) => message,
@@ -360,7 +361,7 @@ impl SourceBookkeeping {
                             continue;
                         }
                         Some(Err(error)) => {
-                            tracing::warn!(partition = %reader.partition, %error, "Kafka consumer");
+                            warn_consumer_error(Some(&reader.partition), &error);
                             continue;
                         }
                         Some(Ok(message)) => message,
@@ -457,6 +458,21 @@ impl SourceBookkeeping {
             self.frontier_lag
                 .get_or_insert_with(|| gauge!(catalog::FRONTIER_LAG, "worker" => index.to_string()))
                 .set(behind_ms as f64 / 1000.0);
+        }
+    }
+}
+/// Logs an error the consumer reported (of `partition`, if it was one's); one that repeats, as
+/// "all brokers down" does every 100 ms while they are, at most once per interval.
+fn warn_consumer_error(partition: Option<&Partition>, error: &KafkaError) {
+    static WARNINGS: LazyLock<RepeatedWarnings> = LazyLock::new(RepeatedWarnings::new);
+    let text = match partition {
+        Some(partition) => format!("{partition}: {error}"),
+        None => error.to_string(),
+    };
+    if let Some(held_back) = WARNINGS.admit(&text, Instant::now()) {
+        match partition {
+            Some(partition) => tracing::warn!(%partition, %error, held_back, "Kafka consumer"),
+            None => tracing::warn!(%error, held_back, "Kafka consumer"),
         }
     }
 }

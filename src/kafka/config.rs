@@ -1,23 +1,71 @@
 //! Broker address and librdkafka properties (`--brokers`, `-X key=value`), and the start-up check
 //! that fails fast, with a message saying what to do, when no broker answers.
 
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 
-/// The consumers' context: logs client errors as warnings, except the end-of-partition events
-/// the source asks for (`enable.partition.eof`), which are not errors at all.
+use crate::telemetry::repeats::RepeatedWarnings;
+
+/// The context of every consumer and admin client: client errors and librdkafka's own log lines
+/// through [`client_error`] and [`client_log`].
 pub struct QuietEof;
 
 impl rdkafka::ClientContext for QuietEof {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        let end_of_partition = matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
-            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
-        if !end_of_partition {
-            tracing::warn!(%error, "Kafka client: {reason}");
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error(error, reason);
+    }
+}
+
+/// Logs a client error as a warning: one that repeats (librdkafka reports "all brokers down"
+/// about ten times a second on every client while they are) once per
+/// `telemetry::repeats::REPEAT_INTERVAL`, with how many were held back; the end-of-partition
+/// events the source asks for (`enable.partition.eof`) not at all, as they are not errors.
+pub fn client_error(error: KafkaError, reason: &str) {
+    let end_of_partition = matches!(error, KafkaError::PartitionEOF(_))
+        || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+    if end_of_partition {
+        return;
+    }
+    static WARNINGS: LazyLock<RepeatedWarnings> = LazyLock::new(RepeatedWarnings::new);
+    if let Some(held_back) = WARNINGS.admit(reason, Instant::now()) {
+        tracing::warn!(%error, held_back, "Kafka client: {reason}");
+    }
+}
+
+/// Logs a line of librdkafka's own log (target `librdkafka`, at its level), at most once per
+/// interval for each level and facility (a broker that is down makes every client report each
+/// failed connection).
+pub fn client_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    static LINES: LazyLock<RepeatedWarnings> = LazyLock::new(RepeatedWarnings::new);
+    let Some(held_back) = LINES.admit(&format!("{level:?} {facility}"), Instant::now()) else {
+        return;
+    };
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", held_back, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", held_back, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", held_back, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(target: "librdkafka", held_back, "{facility}: {message}")
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use regex::Regex;
 
-use super::config::KafkaArgs;
+use super::config::{KafkaArgs, QuietEof};
 
 /// A topic's partition.
 #[derive(
@@ -97,7 +97,8 @@ impl Discovery {
         selection: TopicSelection,
         interval: Duration,
     ) -> anyhow::Result<Discovery> {
-        let consumer: BaseConsumer = kafka.client_config(&[]).create()?;
+        let consumer: BaseConsumer<QuietEof> =
+            kafka.client_config(&[]).create_with_context(QuietEof)?;
         let known = Arc::new(Mutex::new(Known::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (known_t, stop_t) = (known.clone(), stop.clone());
@@ -178,7 +179,7 @@ impl Drop for Discovery {
 /// The partitions of the selected topics. Named topics are asked for one by one: listing every
 /// topic of a large cluster is much more work for the broker.
 fn list(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<QuietEof>,
     selection: &TopicSelection,
 ) -> rdkafka::error::KafkaResult<Vec<Partition>> {
     let timeout = Duration::from_secs(10);

@@ -158,7 +158,7 @@ impl PartitionReader {
 /// as its protocol guide states, and holds a fetch of partitions at their end for up to
 /// `fetch.wait.max.ms`, 500 ms by default), stalling the worker that long; on a connection of
 /// its own it takes one round trip.
-pub type EndProbe = rdkafka::consumer::BaseConsumer;
+pub type EndProbe = rdkafka::consumer::BaseConsumer<super::config::QuietEof>;
 
 /// The phase of a partition resumed at `next`: caught up if it ends there (brokers need not send
 /// an end-of-partition event to a consumer that starts at the end). Asked when the partition is

@@ -91,7 +91,15 @@ impl Deliveries {
 /// The producer's context: counts deliveries back in.
 pub struct DeliveryTracker(pub Arc<Deliveries>);
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        super::config::client_log(level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::config::client_error(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = usize;

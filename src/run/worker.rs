@@ -236,7 +236,7 @@ fn clients(plan: &JobPlan, index: usize) -> Result<JobClients, String> {
     let end_probe = plan
         .kafka
         .client_config(&[])
-        .create()
+        .create_with_context(QuietEof)
         .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
     let producer = match &plan.exactly_once {
         Some(exactly_once) if index == 0 => exactly_once.producer.clone(),

@@ -1,0 +1,144 @@
+//! End-to-end against a broker of this test's own (`scripts/kafka.sh` on a port of its own, so
+//! the other tests' broker is never touched): the broker stopped for 10 s mid-run and started
+//! again, then killed with SIGKILL mid-run and started again, both with the same log directory.
+//! The job waits, says so in its log (without flooding it), resumes, and its alpha topic applied
+//! by key equals a replay of everything.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kafka::{
+    apply_changes, assert_same_state, brokers, publish, read_topic, replayed_state, unique,
+};
+use common::simulate;
+
+/// The test's broker: started, stopped and killed through `scripts/kafka.sh`, stopped at the end.
+struct Broker {
+    port: u16,
+    state: PathBuf,
+}
+
+impl Broker {
+    fn script(&self, command: &str) {
+        let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
+            .arg(command)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_STATE", &self.state)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/kafka.sh {command}");
+    }
+
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(self.state.join("kafka.pid")).unwrap();
+        let status = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_STATE", &self.state)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn the_broker_stopped_and_killed_mid_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port of this test's own, away from scripts/test.sh's 19092 and the benchmarks' 19600.
+    let broker = Broker {
+        port: 20_000 + (std::process::id() % 500) as u16 * 2,
+        state: dir.path().join("broker"),
+    };
+    broker.script("start");
+    // The helpers read the broker from KAFKA_BROKERS; this binary holds only this test.
+    std::env::set_var("KAFKA_BROKERS", format!("127.0.0.1:{}", broker.port));
+
+    // Published whole before the job starts: a recording published while the job reads would
+    // make partitions that reached their end resume at the job's time, and be late.
+    let input = simulate(
+        dir.path(),
+        "in.jsonl",
+        &["--rooms", "10", "--readings", "80000", "--late", "0.002"],
+    );
+    let (topic, alpha, group) = (unique("sensors"), unique("alpha"), unique("group"));
+    publish(&input, &topic, "4");
+
+    let log = dir.path().join("job.log");
+    let mut job = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args([
+            "run",
+            "--topics",
+            &topic,
+            "--alpha-topic",
+            &alpha,
+            "--group",
+            &group,
+        ])
+        .args([
+            "--brokers",
+            &brokers(),
+            "-w",
+            "2",
+            // Idle counts while the broker is away too (the partitions were at their end):
+            // longer than an outage and a restart.
+            "--exit-when-idle",
+            "60s",
+        ])
+        .env("ROOMFLOW_LOG", "warn,roomflow::run=info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+
+    std::thread::sleep(Duration::from_secs(2));
+    broker.script("stop");
+    std::thread::sleep(Duration::from_secs(10));
+    broker.script("start");
+    std::thread::sleep(Duration::from_secs(2));
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(10));
+    broker.script("start");
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = job.kill();
+            panic!(
+                "the job did not finish: {}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log_text}");
+    // It said it was waiting, about once per 5 s per client rather than ten times a second.
+    let down = log_text.matches("brokers are down").count();
+    assert!(down >= 1, "{log_text}");
+    assert!(down <= 40, "{down} lines about brokers down:\n{log_text}");
+    // Every line was consumed.
+    assert!(
+        log_text.contains("offsets committed messages=80000 "),
+        "{log_text}"
+    );
+
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    // Shown when the state differs: the job's counts.
+    eprintln!("{}", log_text.lines().last().unwrap_or_default());
+    assert_same_state(&apply_changes(&read_topic(&alpha)), &replayed);
+}
