@@ -161,9 +161,11 @@ impl PartitionReader {
         };
         let source = || format!("{}/{}", self.partition, message.offset);
         effects.parsed.clear();
-        let outcome = match std::str::from_utf8(payload) {
-            // Checked first: the broker bounds a message, but far above any reading.
-            _ if payload.len() > rules.max_message_bytes => Err((
+        // The length first, before even the UTF-8 check reads the whole message: the broker
+        // bounds a message, but far above any reading.
+        let text = (payload.len() <= rules.max_message_bytes).then(|| std::str::from_utf8(payload));
+        let outcome = match text {
+            None => Err((
                 DeadLetterReason::TooLong,
                 format!(
                     "message of {} bytes is longer than the {} allowed (--max-line-bytes)",
@@ -171,11 +173,11 @@ impl PartitionReader {
                     rules.max_message_bytes
                 ),
             )),
-            Err(_) => Err((DeadLetterReason::NotUtf8, "not UTF-8".to_string())),
-            Ok(text) if text.trim().is_empty() => {
+            Some(Err(_)) => Err((DeadLetterReason::NotUtf8, "not UTF-8".to_string())),
+            Some(Ok(text)) if text.trim().is_empty() => {
                 Err((DeadLetterReason::Empty, "empty message".to_string()))
             }
-            Ok(text) => parse_line(Format::Json, &effects.context, text, &mut effects.parsed)
+            Some(Ok(text)) => parse_line(Format::Json, &effects.context, text, &mut effects.parsed)
                 .map_err(|reason| (DeadLetterReason::Malformed, reason))
                 .and_then(|()| {
                     effects

@@ -120,22 +120,20 @@ const SHOWN_NAME_CHARS: usize = 24;
 /// A name as the table shows it: on one line (control characters escaped) and at most
 /// [`SHOWN_NAME_CHARS`] characters, cut with `…`. The files and MongoDB keep names whole.
 fn shown(name: &str) -> String {
-    let mut escaped = String::with_capacity(name.len().min(4 * SHOWN_NAME_CHARS));
+    let mut shown: Vec<char> = Vec::with_capacity(SHOWN_NAME_CHARS + 4);
     for c in name.chars() {
         if c.is_control() {
-            escaped.extend(c.escape_default());
+            shown.extend(c.escape_default());
         } else {
-            escaped.push(c);
+            shown.push(c);
         }
-        if escaped.chars().count() > SHOWN_NAME_CHARS {
+        if shown.len() > SHOWN_NAME_CHARS {
+            shown.truncate(SHOWN_NAME_CHARS - 1);
+            shown.push('…');
             break;
         }
     }
-    if escaped.chars().count() > SHOWN_NAME_CHARS {
-        escaped = escaped.chars().take(SHOWN_NAME_CHARS - 1).collect();
-        escaped.push('…');
-    }
-    escaped
+    shown.into_iter().collect()
 }
 
 #[cfg(test)]
