@@ -4,9 +4,10 @@
 
 # ---- build ---------------------------------------------------------------------------------
 FROM rust:1.95-slim-trixie AS build
-# librdkafka is compiled from source by rdkafka-sys (make, a C/C++ compiler); zlib for it.
+# librdkafka is compiled from source by rdkafka-sys (make, a C/C++ compiler); zlib for it, and
+# OpenSSL for TLS and SASL/SCRAM.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends make g++ pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends make g++ pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -21,9 +22,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- run -----------------------------------------------------------------------------------
 FROM debian:13.2-slim
-# curl for the health check; CA certificates for TLS connections to Kafka or MongoDB.
+# curl for the health check; CA certificates and OpenSSL for TLS connections to Kafka or MongoDB.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3t64 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 roomflow
 COPY --from=build /usr/local/bin/roomflow /usr/local/bin/roomflow

@@ -15,6 +15,11 @@
 #   KAFKA_HEAP           the broker's heap (default 512m)
 #   KAFKA_START_TIMEOUT  seconds to wait for the first metadata answer (default 60)
 #   ROOMFLOW_CACHE       where Kafka is assembled (default ~/.cache/roomflow)
+#   KAFKA_SASL_SSL_PORT  also listen for TLS + SASL/SCRAM-SHA-512 clients on this port: a CA and
+#                        the broker's certificate are made on first start (KAFKA_STATE/tls/, the
+#                        CA for clients' ssl.ca.location in ca.pem), and the SCRAM user
+#                        KAFKA_SCRAM_USER (default roomflow) with password KAFKA_SCRAM_PASSWORD
+#                        (required) is created once the broker answers
 #   KAFKA_VERSION        overrides .env's, as it does for docker compose
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +35,8 @@ PIDFILE="$STATE/kafka.pid"
 LOG="$STATE/broker.log"
 HEAP="${KAFKA_HEAP:-512m}"
 TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+TLS="$STATE/tls"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
 log() { echo "kafka.sh: $*" >&2; }
@@ -81,17 +88,47 @@ answers() {
     deploy/kafka/Ready.java "127.0.0.1:$PORT" "$1"
 }
 
+# A CA of its own and the broker's key and certificate (for 127.0.0.1 and localhost), signed by
+# it, made with the JDK's keytool; the store password is the broker's business only.
+make_certificates() {
+  [[ -f "$TLS/broker.p12" ]] && return 0
+  need keytool "a JDK 17+ (keytool)"
+  mkdir -p "$TLS"
+  local pass ks=(-storetype PKCS12 -storepass)
+  pass="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+  echo "$pass" >"$TLS/store.password"
+  chmod 600 "$TLS/store.password"
+  keytool -genkeypair -alias ca -keyalg RSA -keysize 2048 -validity 365 -dname "CN=roomflow test CA" \
+    -ext bc:c -keystore "$TLS/ca.p12" "${ks[@]}" "$pass" 2>/dev/null
+  keytool -exportcert -rfc -alias ca -keystore "$TLS/ca.p12" "${ks[@]}" "$pass" -file "$TLS/ca.pem" 2>/dev/null
+  keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 365 -dname "CN=localhost" \
+    -keystore "$TLS/broker.p12" "${ks[@]}" "$pass" 2>/dev/null
+  keytool -certreq -alias broker -keystore "$TLS/broker.p12" "${ks[@]}" "$pass" -file "$TLS/broker.csr"
+  keytool -gencert -alias ca -keystore "$TLS/ca.p12" "${ks[@]}" "$pass" -infile "$TLS/broker.csr" \
+    -outfile "$TLS/broker.pem" -rfc -validity 365 -ext "SAN=dns:localhost,ip:127.0.0.1"
+  keytool -importcert -noprompt -alias ca -file "$TLS/ca.pem" -keystore "$TLS/broker.p12" \
+    "${ks[@]}" "$pass" >/dev/null 2>&1
+  keytool -importcert -alias broker -file "$TLS/broker.pem" -keystore "$TLS/broker.p12" \
+    "${ks[@]}" "$pass" >/dev/null 2>&1
+  log "made a test CA ($TLS/ca.pem) and the broker's certificate"
+}
+
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$PORT" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "$SASL_SSL_PORT" ]]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+  fi
   cat >"$STATE/server.properties" <<EOF
 # Written by scripts/kafka.sh: one KRaft node on loopback, for tests and demos.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$STATE/data
 # One node: every internal topic has one replica.
 offsets.topic.replication.factor=1
@@ -104,6 +141,19 @@ group.initial.rebalance.delay.ms=0
 # As in docker-compose: topics are created on purpose (roomflow creates its own), never by a typo.
 auto.create.topics.enable=false
 EOF
+  if [[ -n "$SASL_SSL_PORT" ]]; then
+    local pass
+    pass="$(cat "$TLS/store.password")"
+    cat >>"$STATE/server.properties" <<EOF
+# TLS + SASL/SCRAM-SHA-512 for clients on $SASL_SSL_PORT (KAFKA_SASL_SSL_PORT).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$pass
+ssl.key.password=$pass
+EOF
+  fi
 }
 
 start() {
@@ -119,6 +169,17 @@ start() {
       return 1
     fi
   done
+  if [[ -n "$SASL_SSL_PORT" ]]; then
+    if listening "$SASL_SSL_PORT"; then
+      log "something else listens on 127.0.0.1:$SASL_SSL_PORT: set KAFKA_SASL_SSL_PORT to another port"
+      return 1
+    fi
+    [[ -n "${KAFKA_SCRAM_PASSWORD:-}" ]] || {
+      log "KAFKA_SASL_SSL_PORT is set: set KAFKA_SCRAM_PASSWORD too (the SCRAM user's password)"
+      return 1
+    }
+    make_certificates
+  fi
   write_config
   if [[ ! -f "$STATE/data/meta.properties" ]]; then
     local cluster_id
@@ -136,6 +197,16 @@ start() {
     -cp "$ROOT/libs/*" kafka.Kafka "$STATE/server.properties" >"$STATE/stdout.log" 2>&1 &
   echo $! >"$PIDFILE"
   if answers "$TIMEOUT"; then
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+      "$JAVA" -Dlog4j2.level=OFF -Dlog4j2.StatusLogger.level=OFF -cp "$ROOT/libs/*" \
+        deploy/kafka/ScramUser.java "127.0.0.1:$PORT" "${KAFKA_SCRAM_USER:-roomflow}" || {
+        log "creating the SCRAM user failed; the broker's log is $LOG"
+        stop >/dev/null 2>&1 || true
+        return 1
+      }
+      log "TLS + SASL/SCRAM-SHA-512 on 127.0.0.1:$SASL_SSL_PORT for user ${KAFKA_SCRAM_USER:-roomflow}" \
+        "(CA: $TLS/ca.pem)"
+    fi
     log "Apache Kafka $VERSION answering on 127.0.0.1:$PORT after $((SECONDS - began)) s" \
       "(pid $(cat "$PIDFILE"), log $LOG)"
     return 0

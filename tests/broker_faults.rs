@@ -6,53 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::broker::Broker;
 use common::kafka::{
     apply_changes, assert_same_state, brokers, publish, read_topic, replayed_state, unique,
 };
 use common::simulate;
-
-/// The test's broker: started, stopped and killed through `scripts/kafka.sh`, stopped at the end.
-struct Broker {
-    port: u16,
-    state: PathBuf,
-}
-
-impl Broker {
-    fn script(&self, command: &str) {
-        let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
-            .arg(command)
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_STATE", &self.state)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/kafka.sh {command}");
-    }
-
-    fn kill(&self) {
-        let pid = std::fs::read_to_string(self.state.join("kafka.pid")).unwrap();
-        let status = Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
-            .arg("stop")
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_STATE", &self.state)
-            .stdout(Stdio::null())
-            .status();
-    }
-}
 
 #[test]
 fn the_broker_stopped_and_killed_mid_run_loses_nothing() {
@@ -61,6 +22,7 @@ fn the_broker_stopped_and_killed_mid_run_loses_nothing() {
     let broker = Broker {
         port: 20_000 + (std::process::id() % 500) as u16 * 2,
         state: dir.path().join("broker"),
+        sasl_ssl: None,
     };
     broker.script("start");
     // The helpers read the broker from KAFKA_BROKERS; this binary holds only this test.

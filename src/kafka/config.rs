@@ -1,7 +1,9 @@
 //! Broker address and librdkafka properties (`--brokers`, `-X key=value`), and the start-up check
-//! that fails fast, with a message saying what to do, when no broker answers.
+//! that fails fast, with a message saying what to do, when no broker answers or the broker refuses
+//! the TLS handshake or the credentials. Secret properties never reach a log line: the arguments'
+//! `Debug` shows them as `[redacted]`.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -9,6 +11,7 @@ use clap::Args;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::telemetry::repeats::RepeatedWarnings;
@@ -79,7 +82,7 @@ pub type SourceConsumer = BaseConsumer<QuietEof>;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where Kafka is and how to talk to it.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 #[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
@@ -97,6 +100,40 @@ pub struct KafkaArgs {
         value_delimiter = ';'
     )]
     pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret(key) { "[redacted]" } else { value };
+                (key.as_str(), shown)
+            })
+            .collect();
+        formatter
+            .debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+/// Whether a librdkafka property holds a secret: passwords, private keys, OAuth client secrets and
+/// the JAAS-style configs that embed them.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "ssl.key.pem",
+        "ssl_key",
+        "sasl.oauthbearer.config",
+        "jaas",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
 }
 
 /// Parses `-X KEY=VALUE`.
@@ -126,25 +163,106 @@ impl KafkaArgs {
         config
     }
 
-    /// Checks that the brokers answer a metadata request within [`CONNECT_TIMEOUT`].
+    /// Checks that the brokers answer a metadata request within [`CONNECT_TIMEOUT`], failing as
+    /// soon as one refuses the credentials or the TLS handshake (librdkafka would otherwise retry
+    /// until the timeout, and the timeout's message would blame an absent broker).
     pub fn check_reachable(&self) -> anyhow::Result<()> {
-        let consumer: BaseConsumer = self
+        let consumer: BaseConsumer<StartupProbe> = self
             .client_config(&[])
-            .create()
+            .create_with_context(StartupProbe::default())
             .context("invalid Kafka configuration (check -X properties)")?;
-        consumer
-            .fetch_metadata(None, CONNECT_TIMEOUT)
-            .map(|_| ())
-            .map_err(|error| {
-                anyhow::anyhow!(
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(250));
+            let error = match consumer.fetch_metadata(None, slice) {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            // A consumer hands client errors out of `poll`, not to its context.
+            while let Some(Err(polled)) = consumer.poll(Duration::ZERO) {
+                let reason = consumer.context().last_failure();
+                match Refusal::from_error(&polled, reason.as_deref().unwrap_or("")) {
+                    Some(refusal) => return Err(refusal.explain(&self.brokers)),
+                    None => client_error(polled, "start-up check"),
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
                     "cannot reach Kafka at `{}` within {} s ({error}). Is a broker running there? \
                      Locally: scripts/kafka.sh start; elsewhere set --brokers or KAFKA_BROKERS.",
                     self.brokers,
                     CONNECT_TIMEOUT.as_secs()
-                )
-            })
+                );
+            }
+        }
     }
 }
+
+/// Why a broker turned the start-up check's connection away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// SASL authentication failed (wrong user, password or mechanism).
+    Credentials(String),
+    /// The TLS handshake failed (unknown CA, wrong host name, plaintext port).
+    Tls(String),
+}
+
+impl Refusal {
+    fn from_error(error: &KafkaError, reason: &str) -> Option<Self> {
+        let reason = if reason.is_empty() {
+            error.to_string()
+        } else {
+            reason.to_string()
+        };
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
+                Some(Self::Credentials(reason))
+            }
+            Some(RDKafkaErrorCode::SSL) => Some(Self::Tls(reason)),
+            _ => None,
+        }
+    }
+
+    fn explain(&self, brokers: &str) -> anyhow::Error {
+        match self {
+            Self::Credentials(reason) => anyhow::anyhow!(
+                "Kafka at `{brokers}` refused roomflow's credentials: {reason}. Check \
+                 -X sasl.mechanism, sasl.username and sasl.password (or ROOMFLOW_KAFKA_PROPERTIES)."
+            ),
+            Self::Tls(reason) => anyhow::anyhow!(
+                "the TLS handshake with Kafka at `{brokers}` failed: {reason}. Check \
+                 -X security.protocol, ssl.ca.location (the CA that signed the broker's \
+                 certificate) and that the port is the broker's TLS listener."
+            ),
+        }
+    }
+}
+
+/// The start-up check's client context: keeps librdkafka's last connection failure line, which
+/// says why (the error polled out of the consumer has only a code).
+#[derive(Default)]
+struct StartupProbe {
+    last_failure: Mutex<Option<String>>,
+}
+
+impl StartupProbe {
+    fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().expect("failure lock").clone()
+    }
+}
+
+impl rdkafka::ClientContext for StartupProbe {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FAIL" {
+            *self.last_failure.lock().expect("failure lock") = Some(message.to_string());
+        }
+        client_log(level, facility, message);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for StartupProbe {}
 
 #[cfg(test)]
 mod tests {
@@ -162,5 +280,40 @@ mod tests {
         );
         assert!(property("no-equals").is_err());
         assert!(property("=value").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_secret_properties() {
+        let args = KafkaArgs {
+            brokers: "b:9092".to_string(),
+            properties: vec![
+                property("sasl.username=alice").unwrap(),
+                property("sasl.password=hunter2").unwrap(),
+                property("ssl.key.password=k3y").unwrap(),
+                property("sasl.oauthbearer.client.secret=0auth").unwrap(),
+            ],
+        };
+        let shown = format!("{args:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        for secret in ["hunter2", "k3y", "0auth"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(shown.matches("[redacted]").count(), 3, "{shown}");
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_absent_brokers() {
+        let credentials = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        assert_eq!(
+            Refusal::from_error(&credentials, "SASL authentication error"),
+            Some(Refusal::Credentials("SASL authentication error".into()))
+        );
+        let tls = KafkaError::Global(RDKafkaErrorCode::SSL);
+        assert!(matches!(
+            Refusal::from_error(&tls, "x"),
+            Some(Refusal::Tls(_))
+        ));
+        let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(Refusal::from_error(&down, "all brokers down"), None);
     }
 }

@@ -16,7 +16,7 @@ use super::documents::Target;
 const REACHABLE_WITHIN: Duration = Duration::from_secs(10);
 
 /// MongoDB options shared by `run` and `replay`.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 #[command(next_help_heading = "MongoDB")]
 pub struct MongoArgs {
     /// MongoDB connection string (e.g. mongodb://localhost:27017). With it, every collection is
@@ -40,6 +40,18 @@ pub struct MongoArgs {
     /// Also store every applied reading in the `readings` collection.
     #[arg(long, requires = "uri", env = "ROOMFLOW_ARCHIVE_READINGS")]
     pub archive_readings: bool,
+}
+
+// By hand, so that a debug print of the arguments shows the URI with its password redacted.
+impl std::fmt::Debug for MongoArgs {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MongoArgs")
+            .field("uri", &self.uri.as_deref().map(redacted))
+            .field("db", &self.db)
+            .field("archive_readings", &self.archive_readings)
+            .finish()
+    }
 }
 
 /// A connected database, with the runtime its client runs on.
@@ -85,8 +97,10 @@ impl MongoArgs {
                 .and_then(|answer| answer.map_err(anyhow::Error::from))
                 .with_context(|| {
                     format!(
-                        "cannot reach MongoDB at {uri}. Is it running? (scripts/mongo.sh start \
-                         runs a local stand-in; docker compose up runs MongoDB)"
+                        "cannot reach MongoDB at {}. Is it running, and are the credentials \
+                         right? (scripts/mongo.sh start runs a local stand-in; docker compose up \
+                         runs MongoDB)",
+                        redacted(uri)
                     )
                 })?;
             ensure_indexes(&db).await?;
