@@ -150,10 +150,49 @@ fn replay_writes_one_document_per_key_equal_to_the_json_outputs() {
 
 #[test]
 fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_run() {
+    let (resumed, restarts) = killed_and_restarted("40000", 4);
+    assert!(
+        resumed >= 2,
+        "only {resumed} of {restarts} restarts resumed from a checkpoint"
+    );
+}
+
+/// The soak (`scripts/soak.sh`, not part of the test command: minutes long): the job killed
+/// with SIGKILL `SOAK_KILLS` times (default 10) at random points of a run over `SOAK_READINGS`
+/// readings (default 300,000), every restart resuming from a checkpoint, and its collections and
+/// alpha topic ending identical to an uninterrupted run's.
+#[test]
+#[ignore = "minutes long: run by scripts/soak.sh"]
+fn soak_many_sigkills_each_restart_resumes_and_ends_identical() {
+    let readings = std::env::var("SOAK_READINGS").unwrap_or_else(|_| "300000".into());
+    let kills: usize = std::env::var("SOAK_KILLS").map_or(10, |kills| kills.parse().unwrap());
+    let began = Instant::now();
+    let (resumed, restarts) = killed_and_restarted(&readings, kills);
+    eprintln!(
+        "soak: {restarts} SIGKILLs over {readings} readings, {resumed}/{restarts} restarts \
+         resumed from a checkpoint, collections and alpha identical to an uninterrupted run \
+         ({:.0} s)",
+        began.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        restarts, kills,
+        "the job finished before it was killed {kills} times"
+    );
+    assert_eq!(
+        resumed, restarts,
+        "a restart did not resume from a checkpoint"
+    );
+}
+
+/// Runs the job over `readings` uninterrupted, and again killed (SIGKILL) at up to `kills` random
+/// points, each after a new checkpoint, then to the end; asserts both end with the same
+/// collections and the same alpha state. Returns how many restarts resumed from a checkpoint,
+/// and how many restarts there were (one per kill).
+fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
     require_broker();
     require_mongo();
     let dir = tempfile::tempdir().unwrap();
-    let input = fixture(dir.path(), "40000", "12");
+    let input = fixture(dir.path(), readings, "12");
     let topic = unique("sensors");
     // One partition per worker: each worker's progress follows its own partition.
     publish(&input, &topic, "2");
@@ -172,9 +211,9 @@ fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_r
 
     let killed = unique("killed");
     let mut rng = rand::thread_rng();
-    let mut resumed = 0;
+    let (mut resumed, mut restarts) = (0, 0);
     let generation = |head: Option<Document>| head.map(|h| h.get("generation").cloned());
-    for attempt in 0..4 {
+    for attempt in 0..kills {
         let log = dir.path().join(format!("killed-{attempt}.log"));
         let before = generation(checkpoint_head(&uri, &killed, &killed));
         let mut job = Job::spawn(&topic, &killed, &uri, &killed, &log, &[]);
@@ -195,6 +234,7 @@ fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_r
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..1_500)));
         let finished = job.child.try_wait().unwrap().is_some();
         drop(job); // SIGKILL
+        restarts += usize::from(!finished);
         if std::fs::read_to_string(&log)
             .unwrap()
             .contains("resuming from the checkpoint")
@@ -213,10 +253,6 @@ fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_r
     {
         resumed += 1;
     }
-    assert!(
-        resumed >= 2,
-        "only {resumed} restarts resumed from a checkpoint"
-    );
 
     let expected = all_documents(&uri, &reference);
     let written = all_documents(&uri, &killed);
@@ -244,6 +280,7 @@ fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_r
     for (key, value) in &reference_rebuilt {
         assert_eq!(rebuilt.get(key), Some(value), "{key:?}");
     }
+    (resumed, restarts)
 }
 
 /// A server of its own, on a free port, with a store that survives a stop.
