@@ -135,8 +135,12 @@ impl LineStream {
             match outcome {
                 Ok(()) if self.parsed.is_empty() => continue,
                 Ok(()) => {
-                    let location = self.location();
-                    for reading in self.parsed.drain(..).rev() {
+                    // The location is formatted only for a rejected reading: formatting it for
+                    // every line was 9 % of replay's instructions.
+                    // Taken out for the loop, which formats locations from `self`; put back empty
+                    // so that its allocation is reused.
+                    let mut parsed = std::mem::take(&mut self.parsed);
+                    for reading in parsed.drain(..).rev() {
                         let item = match self.valid.check(&reading) {
                             Ok(()) => Item::Reading {
                                 reading,
@@ -145,11 +149,11 @@ impl LineStream {
                             // A name too long is kept as the line's excerpt, not as a reading
                             // whose name alone could be megabytes.
                             Err(reason) if check_names(&reading).is_err() => Item::Other(
-                                Rejected::unreadable(location.clone(), reason, &self.bytes, length),
+                                Rejected::unreadable(self.location(), reason, &self.bytes, length),
                             ),
                             Err(reason) => Item::Other(Rejected {
                                 kind: RejectKind::DeadLetter,
-                                source: location.clone(),
+                                source: self.location(),
                                 reason,
                                 line: None,
                                 line_bytes: None,
@@ -159,6 +163,7 @@ impl LineStream {
                         };
                         self.queued.push(item);
                     }
+                    self.parsed = parsed;
                     return true;
                 }
                 Err(dead_letter) => {
