@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::kafka::unique;
 use common::mongo::{documents, mongo_uri, require_mongo};
-use common::{lines, ok};
+use common::{hundredths, lines, ok};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -115,10 +115,6 @@ fn text_of(lines: &[Line]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
-}
-
-fn hundredths(value: &Value) -> i64 {
-    (value.as_f64().unwrap() * 100.0).round() as i64
 }
 
 fn check(recording: &[Line]) {
