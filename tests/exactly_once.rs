@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,14 +20,18 @@ use common::{lines, simulate, two_process_hostfile};
 use rand::Rng;
 use serde_json::Value;
 
-/// One exactly-once run of the job; killed (SIGKILL) when dropped.
-struct Run(Vec<Child>);
+/// One exactly-once run of the job (its processes and their log files); killed (SIGKILL) when
+/// dropped.
+struct Run(Vec<Child>, Vec<PathBuf>);
 
 impl Run {
     /// Starts the job on `topic` with `group`, its processes as `processes` says (one, or two
     /// with a hostfile), logging to `log` (with the process number appended).
     fn start(topic: &str, group: &str, log: &Path, hostfile: Option<&Path>) -> Run {
         let processes = if hostfile.is_some() { 2 } else { 1 };
+        let logs: Vec<PathBuf> = (0..processes)
+            .map(|process| log.with_extension(format!("{process}.log")))
+            .collect();
         let children = (0..processes)
             .map(|process| {
                 let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
@@ -44,15 +48,12 @@ impl Run {
                 command
                     .env("ROOMFLOW_LOG", "roomflow=info")
                     .stdout(Stdio::null())
-                    .stderr(
-                        std::fs::File::create(log.with_extension(format!("{process}.log")))
-                            .unwrap(),
-                    )
+                    .stderr(std::fs::File::create(&logs[process]).unwrap())
                     .spawn()
                     .unwrap()
             })
             .collect();
-        Run(children)
+        Run(children, logs)
     }
 
     /// Whether every process has exited.
@@ -65,10 +66,14 @@ impl Run {
     /// Waits for the end; every process must succeed.
     fn wait(mut self) {
         let deadline = Instant::now() + Duration::from_secs(240);
-        for child in &mut self.0 {
+        for (child, log) in self.0.iter_mut().zip(&self.1) {
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "the job failed: {status}");
+                    assert!(
+                        status.success(),
+                        "the job failed: {status}\n{}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
                     break;
                 }
                 assert!(Instant::now() < deadline, "the job did not finish");
@@ -263,7 +268,15 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
     let group = unique("fenced");
     let first_log = dir.path().join("first");
     let mut first = Run::start(&topic, &group, &first_log, None);
-    std::thread::sleep(Duration::from_millis(800));
+    // Whichever copy starts its transactions last fences the other: the second starts once the
+    // first has (it logs its start after fencing any earlier producer), not after a guessed
+    // delay that a loaded machine overruns.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&first.1[0]).is_ok_and(|log| log.contains("run starting")) {
+        assert!(Instant::now() < deadline, "the first copy did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let second = Run::start(&topic, &group, &dir.path().join("second"), None);
     second.wait();
     // The first stops with an error saying why, or had finished before the second began.

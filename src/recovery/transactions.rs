@@ -82,18 +82,25 @@ impl Transactions {
         self.in_flight.clone()
     }
 
+    /// Why the producer failed for good, if it did (fenced, most often): nothing it does can
+    /// commit again. Checked before any other failure, because a fenced producer's queued
+    /// messages then fail too (purged), which alone would not say why.
+    pub fn fatal_error(&self) -> Option<String> {
+        let (code, reason) = self.producer.client().fatal_error()?;
+        Some(if is_fencing(code) {
+            fenced("the Kafka producer failed", &reason)
+        } else {
+            format!("the Kafka producer failed for good: {reason}")
+        })
+    }
+
     /// Commits the transaction of the mark the sink waits at, if it can be: its checkpoint is
     /// assembled and every MongoDB write before it is acknowledged (`written`, as the
     /// coordination reports it). A failure to commit stops the job: the transaction is aborted
     /// by the broker or by the next incarnation, which resumes from the last commit.
     pub fn step(&mut self, written: Option<Option<Time>>) -> Result<(), String> {
-        // Fenced (or otherwise failed for good): nothing this producer does can commit again.
-        if let Some((code, reason)) = self.producer.client().fatal_error() {
-            return Err(if is_fencing(code) {
-                fenced("the Kafka producer failed", &reason)
-            } else {
-                format!("the Kafka producer failed for good: {reason}")
-            });
+        if let Some(failure) = self.fatal_error() {
+            return Err(failure);
         }
         if let Some((barrier, started)) = self.flushing {
             return self.commit_when_flushed(barrier, started);

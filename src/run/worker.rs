@@ -128,6 +128,13 @@ impl<'w> JobWorker<'w> {
         if let Some(failure) = self.plan.failure() {
             return Err(failure);
         }
+        if let Some(failure) = self
+            .transactions
+            .as_ref()
+            .and_then(Transactions::fatal_error)
+        {
+            return Err(failure);
+        }
         if let Some((_, deliveries)) = &self.clients.producer {
             if let Some(failure) = deliveries.failure() {
                 return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
