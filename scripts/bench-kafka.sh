@@ -21,7 +21,11 @@
 #    achieved it (≥ 95 %) and the lag of the second half is no higher than the first half's plus
 #    a quarter second of input: the lag is bounded, not growing.
 #
-# BENCH_ONLY=throughput|live runs one part; BENCH_WORKERS (default "1 2") the job's worker counts;
+# 3. sink: the alpha sink's own cost, BENCH_SINK_CHANGES (default 1M) changes made in memory and
+#    produced through the job's sink operator by examples/sink_cost: roomflow's CPU (user+system,
+#    all threads) per alpha message, BENCH_RUNS times.
+#
+# BENCH_ONLY=throughput|sink|live runs one part; BENCH_WORKERS (default "1 2") the job's worker counts;
 # BENCH_METRICS=0 runs the throughput jobs without --metrics (and without sampling the lag), to
 # measure what the instrumentation costs. Extra arguments go to every `roomflow run`
 # (e.g. --tick 1s). Needs kcat for the baseline (apt-get install kcat); without it the bare
@@ -56,7 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export KAFKA_BROKERS="$BROKERS"
-cargo build --release --locked --quiet --bin roomflow --example bare_consumer --example alpha_latency
+cargo build --release --locked --quiet --bin roomflow --example bare_consumer --example alpha_latency --example sink_cost
 BIN=target/release/roomflow
 RUN_ID="$(date +%s)"
 TICKS="$(getconf CLK_TCK)"
@@ -143,6 +147,19 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
       echo "; job CPU $(cpu "$job_ticks" "$busy"), broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
       [[ -z "$SAMPLER" ]] || echo "  its consumer-lag gauge: at most $(cut -d' ' -f1 "$DIR/lag-throughput.txt" | sort -n | tail -1) messages over $(wc -l <"$DIR/lag-throughput.txt") samples, last $(tail -1 "$DIR/lag-throughput.txt" | cut -d' ' -f1)"
     done
+  done
+fi
+
+if [[ "$ONLY" == all || "$ONLY" == sink ]]; then
+  # The alpha sink alone: changes made in memory, fed through the job's own sink operator, until
+  # every one is acknowledged; roomflow's CPU (all its threads) per message produced.
+  changes="${BENCH_SINK_CHANGES:-1000000}"
+  echo "== alpha sink: $changes changes produced by examples/sink_cost (the job's kafka_sink), roomflow's own CPU"
+  for round in $(seq "$RUNS"); do
+    b0=$(broker_ticks); start=$(now_ms)
+    result=$(target/release/examples/sink_cost kafka "$changes" --topic "bench-sink-$RUN_ID-$round" --brokers "$BROKERS")
+    ms=$(($(now_ms) - start)); b1=$(broker_ticks)
+    echo "round $round: $(sed -n 's/.*cpu_us_per_write=\([0-9.]*\).*/\1/p' <<<"$result") µs of roomflow CPU per alpha message (target <= 2); $result; broker CPU $(broker_cpu $((b1 - b0)) "$ms")"
   done
 fi
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(line_formats format_detection bounded_lines kafka_admission changelog checkpoint_chunk)
+[[ ${#targets[@]} -gt 0 ]] || targets=(line_formats json_fast_path format_detection bounded_lines kafka_admission changelog checkpoint_chunk)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
 
 # Seeds: the selector byte of line_formats picks the format (0 JSON, 1 KETI, 2 Intel).
@@ -18,6 +18,8 @@ seed() { mkdir -p "fuzz/corpus/$1"; printf "$3" >"fuzz/corpus/$1/seed-$2"; }
 seed line_formats json '\x00{"room": "413", "sensor": "co2", "ts": 1377299100000, "value": 400.5}'
 seed line_formats keti '\x011377299100, 23.5'
 seed line_formats intel '\x022004-02-28 00:59:16.02785 3 1 19.9884 37.0933 45.08 2.69964'
+seed json_fast_path canonical '{"room":"r007","sensor":"temperature","ts":1700000000000,"value":21.53}'
+seed json_fast_path spaced '{"room": "413", "sensor": "co2", "ts": 1377299100000, "value": -400.5}'
 seed format_detection json 'a.jsonl\x00{"room": "1"}'
 seed bounded_lines lines '\x03\x05ab\ncdefgh\n\nij'
 

@@ -454,3 +454,54 @@ fn topics_that_appear_while_running_are_read() {
     let replayed = replayed_state(&[&first, &second], &dir.path().join("replay"));
     assert_same_state(&apply_changes(&read_topic(&outputs.alpha)), &replayed);
 }
+
+#[test]
+fn with_emit_final_alpha_carries_each_window_once_and_the_replayed_state() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    // Out-of-order readings within the lateness reach windows that are already open; late ones
+    // are dead letters.
+    let input = simulate(
+        dir.path(),
+        "readings.jsonl",
+        &[
+            "--rooms",
+            "8",
+            "--readings",
+            "12000",
+            "--out-of-order",
+            "0.05",
+            "--late",
+            "0.002",
+        ],
+    );
+    let (topic, outputs) = (unique("sensors"), Outputs::new());
+    publish(&input, &topic, "4");
+    // The live tick, no coalescing: with updates, a window would change with nearly every one
+    // of its readings.
+    run_until_idle(
+        &topic,
+        &outputs,
+        &["--emit", "final", "--catch-up-tick", "20ms"],
+    );
+
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    let changes = read_topic(&outputs.alpha);
+    assert_same_state(&apply_changes(&changes), &replayed);
+    let mut versions: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for record in &changes {
+        let key = record.key.clone().unwrap();
+        if key.starts_with(br#"["window_averages""#) {
+            *versions.entry(key).or_default() += 1;
+        }
+    }
+    let windows = replayed
+        .keys()
+        .filter(|(collection, _)| collection == "window_averages")
+        .count();
+    assert_eq!(versions.len(), windows);
+    assert!(
+        versions.values().all(|count| *count == 1),
+        "a window reached alpha more than once"
+    );
+}

@@ -362,3 +362,80 @@ fn applying_the_change_log_in_order_rebuilds_the_final_state() {
     // own reading, which stays; so a consumer sees no deletions at all.
     assert_eq!(deletes, 0);
 }
+
+#[test]
+fn emit_final_ends_with_the_same_collections_and_logs_each_window_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Disorder and late readings: some windows gain readings after first appearing.
+    let input = simulate(
+        dir.path(),
+        "shards",
+        &[
+            "--rooms",
+            "6",
+            "--readings",
+            "20000",
+            "--shards",
+            "2",
+            "--out-of-order",
+            "0.05",
+            "--late",
+            "0.005",
+        ],
+    );
+    let replay = |emit: &str| {
+        let out = dir.path().join(emit);
+        ok(&[
+            "replay",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--changes",
+            "--tick",
+            "1s",
+            "--emit",
+            emit,
+            "-w",
+            "2",
+        ]);
+        let changes = lines(&out.join("changes.jsonl"));
+        std::fs::remove_file(out.join("changes.jsonl")).unwrap();
+        (outputs(&out), changes)
+    };
+    let (updates, updates_log) = replay("updates");
+    let (finals, finals_log) = replay("final");
+    assert_eq!(finals, updates, "the final collections differ");
+
+    let windows = |log: &[Value]| -> Vec<Value> {
+        log.iter()
+            .filter(|change| change["collection"] == "window_averages")
+            .cloned()
+            .collect()
+    };
+    let window_count = updates["window_averages.jsonl"].len();
+    // With updates, windows change many times (a 1 s tick); with final, once each, an upsert of
+    // the value the final collection holds, and nothing else in the log differs.
+    assert!(windows(&updates_log).len() > 2 * window_count);
+    let final_windows = windows(&finals_log);
+    assert_eq!(final_windows.len(), window_count);
+    let keys: BTreeSet<String> = final_windows
+        .iter()
+        .map(|change| change["key"].to_string())
+        .collect();
+    assert_eq!(keys.len(), window_count, "a window changed twice");
+    let written: BTreeSet<String> = updates["window_averages.jsonl"]
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap().to_string())
+        .collect();
+    for change in &final_windows {
+        assert_eq!(change["operation"], "upsert");
+        assert!(written.contains(&change["data"].to_string()), "{change}");
+    }
+    let others = |log: &[Value]| -> Vec<Value> {
+        log.iter()
+            .filter(|change| change["collection"] != "window_averages")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&finals_log), others(&updates_log));
+}

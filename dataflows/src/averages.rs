@@ -12,6 +12,11 @@
 //! away; the retraction that `count_total` then reports is filtered out, because it says "sealed",
 //! not "deleted". State is thus proportional to the keys and to the windows inside the lateness
 //! horizon, and every sealed window keeps its final value in the output.
+//!
+//! With [`Emit::Final`] the roles turn around: the intermediate versions are dropped and the
+//! sealing retraction, negated, is the output. It holds the window's final value, at its expiry,
+//! once; no reading can reach a window at or after its expiry (an admitted reading is stamped
+//! before it, see `horizon.rs`), so nothing follows it.
 
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
@@ -23,7 +28,7 @@ use crate::combine::combine;
 use crate::horizon::Time;
 use crate::reading::{EventTime, Name, Reading};
 use crate::sum_count::SumCount;
-use crate::windows::{WindowAverage, Windows};
+use crate::windows::{Emit, WindowAverage, Windows};
 
 /// The all-time aggregate of one sensor of one room.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -53,12 +58,14 @@ pub struct Restored<'s> {
     pub windows: VecCollection<'s, Time, WindowAverage>,
 }
 
-/// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's,
-/// continuing from `restored` aggregates when a job resumes.
+/// Per (room, sensor) the all-time aggregate, and per (room, sensor, window) the window's
+/// (every version, or only the final one as `emit` says), continuing from `restored` aggregates
+/// when a job resumes.
 pub fn averages<'s>(
     readings: VecCollection<'s, Time, Reading>,
     restored: Option<Restored<'s>>,
     windows: Windows,
+    emit: Emit,
 ) -> (
     VecCollection<'s, Time, RoomAverage>,
     VecCollection<'s, Time, WindowAverage>,
@@ -75,6 +82,7 @@ pub fn averages<'s>(
             (window, contribution),
         ]
     });
+    let mut sealed_at_restore = None;
     let contributions = match restored {
         None => contributions,
         Some(restored) => {
@@ -88,7 +96,21 @@ pub fn averages<'s>(
                     },
                 )
             });
-            let windows = restored.windows.inner.map(|(window, time, _)| {
+            // A checkpoint at `T` keeps the windows whose expiry is at or after `T`. One that
+            // expires exactly at `T` would be added and cancelled at the same time, which
+            // differential consolidates to nothing: its final value, due at `T` and not yet
+            // emitted when the checkpoint was taken, goes to the output directly.
+            let mut restored_windows = restored
+                .windows
+                .inner
+                .partition(2, move |(window, time, diff)| {
+                    let sealed = windows.expiry(window.window_start) <= time;
+                    (u64::from(sealed), (window, time, diff))
+                })
+                .into_iter();
+            let open = restored_windows.next().expect("two parts");
+            sealed_at_restore = Some(restored_windows.next().expect("two parts"));
+            let windows = open.map(|(window, time, _)| {
                 (
                     Aggregate::Window(window.room, window.sensor, window.window_start),
                     time,
@@ -119,7 +141,7 @@ pub fn averages<'s>(
             std::iter::once((aggregate, time, total)).chain(expiry)
         });
     // Three parts, by what each update is: a room's aggregate, a window's, or the retraction that
-    // seals a window (dropped: part 2 has no consumer).
+    // seals a window.
     let mut parts = with_expiries
         .as_collection()
         .count_total()
@@ -133,10 +155,30 @@ pub fn averages<'s>(
             (part, ((aggregate, total), time, diff))
         })
         .into_iter();
-    let (rooms, windowed) = (
+    let (rooms, versions, sealing) = (
+        parts.next().expect("three parts"),
         parts.next().expect("three parts"),
         parts.next().expect("three parts"),
     );
+    let windowed = match emit {
+        // The sealing retraction says "sealed", not "deleted": dropped.
+        Emit::Updates => versions,
+        Emit::Final => {
+            let finals = sealing.map(|(update, time, diff)| (update, time, -diff));
+            match sealed_at_restore {
+                None => finals,
+                Some(sealed) => finals.concat(sealed.map(|(window, time, diff)| {
+                    let total = SumCount {
+                        sum: window.sum,
+                        count: window.count,
+                    };
+                    let aggregate =
+                        Aggregate::Window(window.room, window.sensor, window.window_start);
+                    ((aggregate, total), time, diff)
+                })),
+            }
+        }
+    };
     let room_averages = rooms
         .map(|((aggregate, total), time, diff)| match aggregate {
             Aggregate::Room(room, sensor) => (

@@ -10,7 +10,7 @@
 //! - `sum_count.rs`: the difference type that accumulates sums and counts.
 //! - `combine.rs`: adds up each batch's updates per key and time before they are arranged.
 //! - `averages.rs`: `room_averages` and `window_averages`, one arrangement for both.
-//! - `windows.rs`: window boundaries, and when a window is sealed.
+//! - `windows.rs`: window boundaries, when a window is sealed, and when it is emitted.
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
 //! - `records.rs`: each output record's key, JSON shape and when it is final.
@@ -61,15 +61,17 @@ pub use keyed_state::KeyedState;
 pub use merge::{Event, Item, Merge};
 pub use reading::{EventTime, Fixed, Name, Reading};
 pub use records::Record;
-pub use windows::{WindowAverage, Windows};
+pub use windows::{Emit, WindowAverage, Windows};
 
 use differential_dataflow::VecCollection;
 
-/// What shapes the computation: window length, lateness and tick.
+/// What shapes the computation: window length, lateness, tick, and when windows are emitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Tumbling windows of `window_averages`, with the horizon that seals them.
     pub windows: Windows,
+    /// Whether `window_averages` carries every version of a window or only its final one.
+    pub emit: Emit,
 }
 
 impl Settings {
@@ -81,7 +83,13 @@ impl Settings {
                 length_ms: window_ms,
                 horizon: Horizon::new(lateness_ms, tick_ms),
             },
+            emit: Emit::Updates,
         }
+    }
+
+    /// The same settings, emitting windows as `emit` says.
+    pub fn emitting(self, emit: Emit) -> Settings {
+        Settings { emit, ..self }
     }
 
     /// The lateness horizon.
@@ -101,7 +109,8 @@ impl Default for Settings {
 pub struct Collections<'s> {
     /// Per (room, sensor): count, sum, mean of all readings.
     pub room_averages: VecCollection<'s, Time, RoomAverage>,
-    /// Per (room, sensor, window): count, sum, mean.
+    /// Per (room, sensor, window): count, sum, mean; every version, or with [`Emit::Final`] one
+    /// insertion per window at its expiry.
     pub window_averages: VecCollection<'s, Time, WindowAverage>,
     /// Per temperature reading after a room's first: the change since the previous one.
     pub temperature_deltas: VecCollection<'s, Time, TemperatureDelta>,
@@ -112,7 +121,8 @@ pub fn analytics<'s>(
     readings: VecCollection<'s, Time, Reading>,
     settings: Settings,
 ) -> Collections<'s> {
-    let (room_averages, window_averages) = averages(readings.clone(), None, settings.windows);
+    let (room_averages, window_averages) =
+        averages(readings.clone(), None, settings.windows, settings.emit);
     Collections {
         room_averages,
         window_averages,
@@ -131,8 +141,12 @@ pub fn analytics_resumed<'s>(
         rooms: restored.clone().flat_map(|record| record.room_average()),
         windows: restored.clone().flat_map(|record| record.window_average()),
     };
-    let (room_averages, window_averages) =
-        averages(readings.clone(), Some(aggregates), settings.windows);
+    let (room_averages, window_averages) = averages(
+        readings.clone(),
+        Some(aggregates),
+        settings.windows,
+        settings.emit,
+    );
     let held_temperatures = restored.flat_map(|record| record.temperature_reading());
     Collections {
         room_averages,

@@ -1,5 +1,6 @@
-//! Tumbling event-time windows: where a reading's window starts, and when a window is sealed.
-//! `window_averages` itself is computed with the all-time averages, in `averages.rs`.
+//! Tumbling event-time windows: where a reading's window starts, when a window is sealed, and
+//! whether a window is emitted as it changes or once when sealed. `window_averages` itself is
+//! computed with the all-time averages, in `averages.rs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,21 @@ pub struct WindowAverage {
     pub count: i64,
     /// Their sum, in micro-units.
     pub sum: i128,
+}
+
+/// When `window_averages` emits a window (`--emit`).
+///
+/// Both give the same final collection; they differ in how many versions of a window reach the
+/// outputs and when. Kafka Streams calls the second "emit final" (KIP-825).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Emit {
+    /// Every new version of a window, once per tick in which readings of it arrive: a window is
+    /// seen soon, and changes until it is sealed.
+    #[default]
+    Updates,
+    /// One version per window, its final value, at the window's expiry (its end plus the
+    /// lateness): never retracted, but seen only once the lateness has passed.
+    Final,
 }
 
 /// Tumbling windows of a fixed length, aligned to the Unix epoch.

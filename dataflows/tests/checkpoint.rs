@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use differential_dataflow::input::Input;
 use roomflow_dataflows::{
-    analytics_resumed, checkpoint_state, Checkpointed, EventTime, Fixed, Reading, RoomAverage,
-    Settings, TemperatureDelta, Time, WindowAverage,
+    analytics_resumed, checkpoint_state, Checkpointed, Emit, EventTime, Fixed, Reading,
+    RoomAverage, Settings, TemperatureDelta, Time, WindowAverage,
 };
 use support::{reading, Outcome};
 use timely::dataflow::operators::{Input as _, Inspect};
@@ -34,6 +34,17 @@ fn run(
     resumed_at: Time,
     mark: Option<Time>,
 ) -> Run {
+    run_with(readings, restored, resumed_at, mark, settings())
+}
+
+/// [`run`] with other settings.
+fn run_with(
+    readings: &[(Reading, Time)],
+    restored: &[Checkpointed],
+    resumed_at: Time,
+    mark: Option<Time>,
+    settings: Settings,
+) -> Run {
     let (readings, restored) = (readings.to_vec(), restored.to_vec());
     timely::execute_directly(move |worker| {
         let outcome = Rc::new(RefCell::new(Outcome::default()));
@@ -44,7 +55,7 @@ fn run(
                 let (readings_input, readings) = scope.new_collection::<Reading, isize>();
                 let (restored_input, restored) = scope.new_collection::<Checkpointed, isize>();
                 let (marks_input, marks) = scope.new_input::<Vec<Time>>();
-                let collections = analytics_resumed(readings.clone(), restored.clone(), settings());
+                let collections = analytics_resumed(readings.clone(), restored.clone(), settings);
                 let (s1, s2, s3) = (sink.clone(), sink.clone(), sink.clone());
                 collections
                     .room_averages
@@ -55,7 +66,7 @@ fn run(
                 collections
                     .temperature_deltas
                     .inspect(move |u| s3.borrow_mut().temperature_deltas.push(u.clone()));
-                checkpoint_state(readings, restored, marks, settings())
+                checkpoint_state(readings, restored, marks, settings)
                     .inspect(move |record| taken.borrow_mut().push(record.clone()));
                 (readings_input, restored_input, marks_input)
             });
@@ -205,10 +216,9 @@ impl Store {
     }
 }
 
-#[test]
-fn a_job_resumed_from_a_checkpoint_ends_where_an_uninterrupted_job_ends() {
-    // Three rooms, two sensors, readings every 7 s for an hour, each tenth one 40 s behind
-    // (out of order, within the lateness) and each 97th 10 min behind (late).
+/// Three rooms, two sensors, readings every 7 s for an hour from 1,000 s, each tenth one 40 s
+/// behind (out of order, within the lateness) and each 97th 10 min behind (late); stamped.
+fn an_hour_of_readings() -> Vec<(Reading, Time)> {
     let mut readings = Vec::new();
     for i in 0..1_500i64 {
         let room = ["a", "b", "c"][(i % 3) as usize];
@@ -226,7 +236,12 @@ fn a_job_resumed_from_a_checkpoint_ends_where_an_uninterrupted_job_ends() {
         }
         readings.push(reading(room, sensor, ts, 20_000 + (i * 37) % 5_000));
     }
-    let readings = stamped(&readings);
+    stamped(&readings)
+}
+
+#[test]
+fn a_job_resumed_from_a_checkpoint_ends_where_an_uninterrupted_job_ends() {
+    let readings = an_hour_of_readings();
     let mut uninterrupted = Store::default();
     uninterrupted.apply(&run(&readings, &[], 0, None).outcome, None);
 
@@ -256,6 +271,43 @@ fn a_job_resumed_from_a_checkpoint_ends_where_an_uninterrupted_job_ends() {
         assert_eq!(
             store, uninterrupted,
             "resumed at {mark}, output cut at the mark"
+        );
+    }
+}
+
+#[test]
+fn with_emit_final_a_resumed_job_emits_each_window_once_even_one_sealed_at_the_mark() {
+    let settings = settings().emitting(Emit::Final);
+    let readings = an_hour_of_readings();
+    let uninterrupted = run_with(&readings, &[], 0, None, settings).outcome;
+    // [1140 s, 1200 s) expires at 1140 + 60 + 300 = 1500 s: exactly at the first mark, so the
+    // checkpoint holds it and its final value is due after the checkpoint.
+    assert!(uninterrupted
+        .window_averages
+        .iter()
+        .any(|(window, time, _)| *time == 1_500_000 && window.window_start == 1_140_000));
+    for mark in [1_500_000, 4_000_000, 8_000_000] {
+        let first = run_with(&readings, &[], 0, Some(mark), settings);
+        let after: Vec<_> = readings
+            .iter()
+            .filter(|(_, stamp)| *stamp >= mark)
+            .cloned()
+            .collect();
+        let resumed = run_with(&after, &first.checkpoint, mark, None, settings).outcome;
+        // What an exactly-once consumer receives: the first run's output before the mark
+        // (committed with the checkpoint), then the resumed run's.
+        let mut delivered: Vec<_> = first
+            .outcome
+            .window_averages
+            .iter()
+            .filter(|(_, time, _)| *time < mark)
+            .cloned()
+            .collect();
+        delivered.extend(resumed.window_averages);
+        assert_eq!(
+            Outcome::changes(&delivered),
+            Outcome::changes(&uninterrupted.window_averages),
+            "resumed from the checkpoint at {mark}"
         );
     }
 }

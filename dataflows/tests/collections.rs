@@ -1,10 +1,11 @@
 //! Exact collections for small hand-made inputs: window boundaries, corrections of windows and
-//! deltas by out-of-order readings, late readings, and sealing without deletions.
+//! deltas by out-of-order readings, late readings, sealing without deletions, and windows
+//! emitted once when final.
 //! Every expected value below is worked out by hand in the comments.
 
 mod support;
 
-use roomflow_dataflows::{Fixed, RoomAverage, Settings, TemperatureDelta, WindowAverage};
+use roomflow_dataflows::{Emit, Fixed, RoomAverage, Settings, TemperatureDelta, WindowAverage};
 use support::{reading, run, Outcome};
 
 fn settings() -> Settings {
@@ -114,6 +115,38 @@ fn out_of_order_reading_corrects_its_window_and_both_neighbouring_deltas() {
         outcome.late,
         vec![reading("a", "temperature", 100_000, 30_000)]
     );
+}
+
+#[test]
+fn emit_final_writes_each_window_once_at_its_expiry_with_its_late_readings() {
+    let outcome = run(vec![room_a()], 1, 1, settings().emitting(Emit::Final));
+
+    // A window expires at its end plus the 5 min lateness: [0,60) at 360 s, [60,120) at 420 s,
+    // [120,180) at 480 s, [180,240) at 540 s, [660,720) at 1020 s (after the input ends, when
+    // the frontier empties). [60,120) holds 70:21 and the out-of-order 60:25, admitted at 180 s:
+    // count 2, sum 46, in its one and only version. Nothing is ever retracted.
+    assert_eq!(
+        Outcome::changes(&outcome.window_averages),
+        vec![
+            (360_000, window(0, 1, 20), 1),
+            (420_000, window(60, 2, 46), 1),
+            (480_000, window(120, 1, 22), 1),
+            (540_000, window(180, 1, 23), 1),
+            (1_020_000, window(660, 1, 24), 1),
+        ]
+    );
+
+    // The other collections do not depend on the emit mode.
+    let updates = run(vec![room_a()], 1, 1, settings());
+    assert_eq!(
+        Outcome::changes(&outcome.room_averages),
+        Outcome::changes(&updates.room_averages)
+    );
+    assert_eq!(
+        Outcome::changes(&outcome.temperature_deltas),
+        Outcome::changes(&updates.temperature_deltas)
+    );
+    assert_eq!(outcome.final_state(), updates.final_state());
 }
 
 #[test]

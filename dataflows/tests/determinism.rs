@@ -1,11 +1,14 @@
 //! The final collections equal an independent computation from the specification, and the whole
-//! change log is the same for 1, 2 and 4 workers and for any batching of the input.
+//! change log is the same for 1, 2 and 4 workers and for any batching of the input, with windows
+//! emitted as they change or once when final.
 
 mod support;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use roomflow_dataflows::{Reading, Settings};
+use std::collections::BTreeMap;
+
+use roomflow_dataflows::{Emit, Reading, Settings};
 use support::{expected, reading, run, Outcome, Stream};
 
 /// Streams with disorder: mostly advancing, sometimes jumping back (within the lateness or
@@ -62,6 +65,62 @@ fn final_collections_match_the_specification_for_every_worker_count_and_batching
                 Outcome::changes(&outcome.window_averages),
                 Outcome::changes(&outcome.temperature_deltas),
             ));
+        }
+        assert!(
+            logs.windows(2).all(|pair| pair[0] == pair[1]),
+            "seed {seed}: change logs differ"
+        );
+    }
+}
+
+#[test]
+fn emit_final_gives_the_same_final_collections_with_one_insertion_per_window() {
+    for seed in 0..6 {
+        let streams = random_streams(seed);
+        let updates = Settings::new(60_000, 300_000, [1, 1_000, 7_000][seed as usize % 3]);
+        let settings = updates.emitting(Emit::Final);
+        let want = expected(&streams, settings);
+        let mut logs = Vec::new();
+        for (workers, batch) in [(1, 1), (2, 13), (4, 97)] {
+            let outcome = run(streams.clone(), workers, batch, settings);
+            assert_eq!(
+                outcome.final_state(),
+                want,
+                "seed {seed}, {workers} workers, batches of {batch}"
+            );
+            // Every window once, inserted at its expiry, never retracted.
+            let mut versions = BTreeMap::new();
+            for (window, time, diff) in &outcome.window_averages {
+                assert_eq!(*diff, 1, "seed {seed}: {window:?} retracted at {time}");
+                assert_eq!(
+                    *time,
+                    settings.windows.expiry(window.window_start),
+                    "seed {seed}: {window:?} emitted before or after its expiry"
+                );
+                *versions
+                    .entry((
+                        window.room.clone(),
+                        window.sensor.clone(),
+                        window.window_start,
+                    ))
+                    .or_insert(0) += 1;
+            }
+            assert!(
+                versions.values().all(|count| *count == 1),
+                "seed {seed}: a window emitted twice"
+            );
+            assert_eq!(versions.len(), want.window_averages.len());
+            // The other collections change exactly as they do when windows emit updates.
+            let reference = run(streams.clone(), workers, batch, updates);
+            assert_eq!(
+                Outcome::changes(&outcome.room_averages),
+                Outcome::changes(&reference.room_averages)
+            );
+            assert_eq!(
+                Outcome::changes(&outcome.temperature_deltas),
+                Outcome::changes(&reference.temperature_deltas)
+            );
+            logs.push(Outcome::changes(&outcome.window_averages));
         }
         assert!(
             logs.windows(2).all(|pair| pair[0] == pair[1]),

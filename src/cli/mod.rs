@@ -190,11 +190,30 @@ fn millis(duration: Duration, flag: &str) -> anyhow::Result<i64> {
     i64::try_from(duration.as_millis()).with_context(|| format!("{flag} is too long"))
 }
 
-/// Window, lateness and tick in milliseconds, checked.
+/// When `window_averages` emits a window (`--emit`), as [`roomflow_dataflows::Emit`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmitMode {
+    /// Every new version of a window, as its readings arrive.
+    Updates,
+    /// Only its final value, once, when the window is sealed (its end plus --lateness).
+    Final,
+}
+
+impl From<EmitMode> for roomflow_dataflows::Emit {
+    fn from(mode: EmitMode) -> Self {
+        match mode {
+            EmitMode::Updates => roomflow_dataflows::Emit::Updates,
+            EmitMode::Final => roomflow_dataflows::Emit::Final,
+        }
+    }
+}
+
+/// Window, lateness and tick in milliseconds, checked, and the emit mode.
 fn settings(
     window: Duration,
     lateness: Duration,
     tick: Duration,
+    emit: EmitMode,
 ) -> anyhow::Result<roomflow_dataflows::Settings> {
     let window = millis(window, "--window")?;
     let lateness = millis(lateness, "--lateness")?;
@@ -205,7 +224,7 @@ fn settings(
     if tick == 0 {
         bail!("--tick must be at least 1ms");
     }
-    Ok(roomflow_dataflows::Settings::new(window, lateness, tick))
+    Ok(roomflow_dataflows::Settings::new(window, lateness, tick).emitting(emit.into()))
 }
 
 fn regex(text: &str) -> Result<regex::Regex, String> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use super::{byte_limit, duration, format, positive, settings, WorkerArgs};
+use super::{byte_limit, duration, format, positive, settings, EmitMode, WorkerArgs};
 use crate::mongo::config::MongoArgs;
 use crate::sources::bounded::DEFAULT_MAX_LINE_BYTES;
 use crate::sources::formats::Format;
@@ -46,6 +46,11 @@ pub struct ReplayArgs {
     /// final results are the same for any tick.
     #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
+    /// When window_averages emits a window: `updates` (every new version as readings arrive)
+    /// or `final` (once, its final value, when the window is sealed: --lateness after it ends).
+    /// Both end with the same collections.
+    #[arg(long, value_enum, default_value_t = EmitMode::Updates, env = "ROOMFLOW_EMIT")]
+    pub emit: EmitMode,
     /// Write the final collections, dead letters and late readings to this directory.
     #[arg(long, value_name = "DIR", env = "ROOMFLOW_OUT")]
     pub out: Option<PathBuf>,
@@ -91,8 +96,8 @@ impl Progress {
 }
 
 impl ReplayArgs {
-    /// Window, lateness and tick in milliseconds, checked.
+    /// Window, lateness and tick in milliseconds, checked, and the emit mode.
     pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
-        settings(self.window, self.lateness, self.tick)
+        settings(self.window, self.lateness, self.tick, self.emit)
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgAction, Args};
 
-use super::{byte_limit, duration, millis, regex, settings, WorkerArgs};
+use super::{byte_limit, duration, millis, regex, settings, EmitMode, WorkerArgs};
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::source_options::StartFrom;
 use crate::mongo::config::MongoArgs;
@@ -97,6 +97,11 @@ pub struct RunArgs {
     /// alpha, more latency).
     #[arg(long, value_parser = duration, default_value = "20ms", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
+    /// When window_averages emits a window: `updates` (every new version as readings arrive)
+    /// or `final` (once, its final value, when the window is sealed: --lateness after it ends).
+    /// Both end with the same collections.
+    #[arg(long, value_enum, default_value_t = EmitMode::Updates, env = "ROOMFLOW_EMIT")]
+    pub emit: EmitMode,
     /// Granularity of dataflow time while a partition works through a backlog (by default more
     /// than 10,000 messages behind its end): one version per key and catch-up tick instead of per
     /// tick. A multiple of --tick; equal to --tick to turn coalescing off.
@@ -145,9 +150,9 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Window, lateness and tick in milliseconds, checked.
+    /// Window, lateness and tick in milliseconds, checked, and the emit mode.
     pub fn settings(&self) -> anyhow::Result<roomflow_dataflows::Settings> {
-        settings(self.window, self.lateness, self.tick)
+        settings(self.window, self.lateness, self.tick, self.emit)
     }
 
     /// The state changelog topic of exactly-once runs.

@@ -1,11 +1,12 @@
 //! JSON lines: one reading per line, `{"room": …, "sensor": …, "ts": …, "value": …}`.
 //!
-//! Nearly every line has the canonical shape and is read the fast way, straight into borrowed
-//! fields; anything else takes the general path, which accepts integer rooms and RFC 3339
+//! Nearly every line has the canonical shape and is read by the scanner of `canonical.rs`;
+//! anything else takes the general path here, which accepts integer rooms and RFC 3339
 //! timestamps and words every error.
 
-use super::{check_ts, excerpt, fixed, MAX_TS};
-use roomflow_dataflows::{Fixed, Name, Reading};
+use super::canonical::scan_canonical;
+use super::{check_ts, excerpt, fixed};
+use roomflow_dataflows::{Name, Reading};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -198,35 +199,17 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
     }
 }
 
-/// The canonical line, read the fast way: borrowed strings, integer `ts`, numeric `value`.
-#[derive(serde::Deserialize)]
-struct CanonicalLine<'a> {
-    room: &'a str,
-    sensor: &'a str,
-    ts: i64,
-    value: f64,
-}
-
 pub(super) fn parse_json(line: &str) -> Result<Reading, String> {
-    // Nearly every line has the canonical shape, which serde reads straight into borrowed fields.
-    // Anything else (a numeric room, an RFC 3339 ts, escapes, any error) takes the general path
-    // below, which also words every error message.
-    if let Ok(fast) = serde_json::from_str::<CanonicalLine>(line) {
-        if !fast.room.is_empty() && !fast.sensor.is_empty() && (0..=MAX_TS).contains(&fast.ts) {
-            if let Some(value) = Fixed::from_f64(fast.value) {
-                return Ok(Reading {
-                    room: Name::from(fast.room),
-                    sensor: Name::from(fast.sensor),
-                    ts: fast.ts,
-                    value,
-                });
-            }
-        }
+    // Nearly every line has the canonical shape, which the scanner reads by hand. Anything else
+    // (a numeric room, an RFC 3339 ts, escapes, any error) takes the general path below, which
+    // also words every error message.
+    match scan_canonical(line) {
+        Some(reading) => Ok(reading),
+        None => parse_json_general(line),
     }
-    parse_json_general(line)
 }
 
-fn parse_json_general(line: &str) -> Result<Reading, String> {
+pub(super) fn parse_json_general(line: &str) -> Result<Reading, String> {
     let current = Cell::new(None);
     let mut deserializer = serde_json::Deserializer::from_str(line);
     let raw = LineSeed { current: &current }

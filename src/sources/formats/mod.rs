@@ -7,8 +7,9 @@
 //! - `mod.rs`: [`Format`], [`StreamContext`], [`parse_line`] dispatching to the format's parser,
 //!   [`detect`], and the checks every parser shares (timestamp range, fixed-point values,
 //!   excerpts for messages).
-//! - `json.rs`: JSON lines, with a fast path for the canonical shape and a general one that
-//!   words every error.
+//! - `json.rs`: JSON lines: the canonical shape by the scanner, anything else by a general
+//!   parser that words every error.
+//! - `canonical.rs`: the hand-written scanner for the canonical JSON line.
 //! - `keti.rs`: the KETI layout, `<epoch seconds>, <value>` lines in `<room>/<sensor>.csv[.gz]`
 //!   files, and [`keti_context`] reading room and sensor from such a path.
 //! - `intel.rs`: the Intel Berkeley lab format, four sensors per line.
@@ -19,6 +20,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+mod canonical;
 mod intel;
 mod json;
 mod keti;
@@ -104,6 +106,17 @@ pub fn parse_line(
         Format::Intel => parse_intel(line, out)?,
     }
     Ok(())
+}
+
+/// For the `json_fast_path` fuzz target and the tests: what the canonical-line scanner reads from
+/// `line` (`None`: it leaves the line to the general parser), and what the general parser does.
+/// Wherever the first is `Some`, the second must be the same reading.
+#[doc(hidden)]
+pub fn json_paths(line: &str) -> (Option<Reading>, Result<Reading, String>) {
+    (
+        canonical::scan_canonical(line),
+        json::parse_json_general(line),
+    )
 }
 
 /// Guesses the format of a file from its path and its first non-blank line.

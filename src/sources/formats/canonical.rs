@@ -1,0 +1,325 @@
+//! The canonical JSON line, read by hand: `{"room":"…","sensor":"…","ts":…,"value":…}`.
+//!
+//! Nearly every line of a JSON recording, and every message `publish` and `simulate` write, has
+//! this shape, and reading it byte by byte costs a fraction of a general JSON parser. The scanner
+//! answers only where it is sure to answer as the general parser (`json.rs`, serde_json) does,
+//! and returns `None` for anything else, which then takes the general path and gets its worded
+//! error: a key other than the four, a key twice or missing, an escape or a control character in
+//! a string, `ts` not a plain non-negative integer of at most 15 digits, `value` not a plain
+//! decimal of at most 15 digits (no exponent), an empty room or sensor, a value out of range.
+//!
+//! Why the value is the same bits as serde_json's: a decimal of at most 15 digits is an integer
+//! `d < 2^53` over `10^k` with `k <= 15`; both are exact doubles, and one IEEE division of exact
+//! operands is correctly rounded. serde_json computes exactly that division on its default path,
+//! and the correctly rounded value on its `float_roundtrip` path. A unit test and the
+//! `json_fast_path` fuzz target hold the scanner to the general parser on every input.
+
+use roomflow_dataflows::{Fixed, Name, Reading};
+
+use super::MAX_TS;
+
+/// Most digits of `ts` or `value` the scanner reads; longer numbers go to the general path.
+const MAX_DIGITS: usize = 15;
+
+/// `10^k` for `k` up to [`MAX_DIGITS`], each exact as a double.
+const POWERS_OF_TEN: [f64; MAX_DIGITS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The reading of a canonical line, or `None` when the general parser must decide.
+pub(super) fn scan_canonical(line: &str) -> Option<Reading> {
+    let mut scanner = Scanner {
+        line,
+        bytes: line.as_bytes(),
+        at: 0,
+    };
+    scanner.skip_whitespace();
+    scanner.expect(b'{')?;
+    let (mut room, mut sensor, mut ts, mut value) = (None, None, None, None);
+    loop {
+        scanner.skip_whitespace();
+        let key = scanner.string()?;
+        scanner.skip_whitespace();
+        scanner.expect(b':')?;
+        scanner.skip_whitespace();
+        match key {
+            "room" if room.is_none() => room = Some(scanner.string()?),
+            "sensor" if sensor.is_none() => sensor = Some(scanner.string()?),
+            "ts" if ts.is_none() => ts = Some(scanner.integer()?),
+            "value" if value.is_none() => value = Some(scanner.decimal()?),
+            _ => return None,
+        }
+        scanner.skip_whitespace();
+        match scanner.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    scanner.skip_whitespace();
+    if scanner.at != scanner.bytes.len() {
+        return None;
+    }
+    let (room, sensor, ts) = (room?, sensor?, ts?);
+    if room.is_empty() || sensor.is_empty() || ts > MAX_TS {
+        return None;
+    }
+    Some(Reading {
+        room: Name::from(room),
+        sensor: Name::from(sensor),
+        ts,
+        value: Fixed::from_f64(value?)?,
+    })
+}
+
+/// A position in a line's bytes.
+struct Scanner<'a> {
+    line: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// JSON's whitespace, as serde_json skips it.
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string without escapes or control characters, borrowed from the line.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let length = memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
+        let end = start + length;
+        if self.bytes[end] != b'"' || self.bytes[start..end].iter().any(|byte| *byte < 0x20) {
+            return None;
+        }
+        self.at = end + 1;
+        // Cut at two ASCII quotes: on character boundaries.
+        self.line.get(start..end)
+    }
+
+    /// Up to [`MAX_DIGITS`] digits as JSON writes an integer (no leading zero), and how many.
+    fn digits(&mut self) -> Option<(u64, usize)> {
+        let start = self.at;
+        let mut number: u64 = 0;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            number = number * 10 + u64::from(digit - b'0');
+            self.at += 1;
+            if self.at - start > MAX_DIGITS {
+                return None;
+            }
+        }
+        let count = self.at - start;
+        if count == 0 || (count > 1 && self.bytes[start] == b'0') {
+            return None;
+        }
+        Some((number, count))
+    }
+
+    /// A non-negative integer with no fraction or exponent.
+    fn integer(&mut self) -> Option<i64> {
+        let (number, _) = self.digits()?;
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        i64::try_from(number).ok()
+    }
+
+    /// A decimal `-?int(.frac)?` of at most [`MAX_DIGITS`] digits, without exponent.
+    fn decimal(&mut self) -> Option<f64> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let (integer, integer_digits) = self.digits()?;
+        let (mut significand, mut fraction_digits) = (integer, 0);
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            while let Some(digit @ b'0'..=b'9') = self.peek() {
+                significand = significand * 10 + u64::from(digit - b'0');
+                fraction_digits += 1;
+                self.at += 1;
+                if integer_digits + fraction_digits > MAX_DIGITS {
+                    return None;
+                }
+            }
+            if fraction_digits == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            return None;
+        }
+        let magnitude = significand as f64 / POWERS_OF_TEN[fraction_digits];
+        Some(if negative { -magnitude } else { magnitude })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::formats::json::parse_json_general;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Where the scanner answers, the general parser gives the same reading.
+    fn agrees(line: &str) -> bool {
+        match scan_canonical(line) {
+            Some(reading) => {
+                assert_eq!(Ok(reading), parse_json_general(line), "{line:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn reads_the_lines_publish_simulate_and_python_write() {
+        for line in [
+            r#"{"room":"r007","sensor":"temperature","ts":1700000000000,"value":21.53}"#,
+            r#"{"room": "413", "sensor": "co2", "ts": 1377299107000, "value": 488.0}"#,
+            r#"{"value": -1.5, "ts": 0, "sensor": "co2", "room": "a"}"#,
+            r#"{"room":"x","sensor":"co2","ts":5,"value":7}"#,
+            r#"{"room":"x","sensor":"co2","ts":5,"value":-0}"#,
+            r#"{"room":"Zimmer ü 3","sensor":"🌡","ts":253402300799999,"value":0.000001}"#,
+            "\t{ \"room\" : \"a\" ,\n\"sensor\":\"b\",\"ts\":1,\"value\":999999999.999999 } ",
+        ] {
+            assert!(agrees(line), "not scanned: {line}");
+        }
+        assert_eq!(
+            scan_canonical(r#"{"room":"r1","sensor":"t","ts":60000,"value":23.93}"#),
+            Some(Reading {
+                room: "r1".into(),
+                sensor: "t".into(),
+                ts: 60_000,
+                value: Fixed(23_930_000),
+            })
+        );
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_general_parser() {
+        for line in [
+            r#"{"room":"a\"b","sensor":"t","ts":1,"value":1}"#,
+            "{\"room\":\"a\u{1}\",\"sensor\":\"t\",\"ts\":1,\"value\":1}",
+            r#"{"room":"a","room":"b","sensor":"t","ts":1,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1,"unit":"C"}"#,
+            r#"{"room":413,"sensor":"t","ts":1,"value":1}"#,
+            r#"{"room":"","sensor":"t","ts":1,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":"2013-08-23T23:05:07Z","value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":01,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":-1,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":1.0,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":253402300800000,"value":1}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1e3}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1.}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":.5}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1.0000000000000001}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":"n/a"}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1e13}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":10000000000000}"#,
+            r#"{"room":"a","sensor":"t","ts":1}"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1} x"#,
+            r#"{"room":"a","sensor":"t","ts":1,"value":1,}"#,
+            r#"{"room":"a","sensor":"t","ts":1 "value":1}"#,
+            r#"["room","a"]"#,
+            "",
+        ] {
+            assert_eq!(scan_canonical(line), None, "scanned: {line}");
+        }
+    }
+
+    /// Random decimals of up to 15 digits: the scanner's double is the correctly rounded one,
+    /// which is also what serde_json gives (with `float_roundtrip`, as the tests build it).
+    #[test]
+    fn values_are_the_correctly_rounded_doubles() {
+        let mut rng = SmallRng::seed_from_u64(17);
+        for _ in 0..200_000 {
+            let digits = rng.gen_range(1..=15);
+            let fraction = rng.gen_range(0..digits);
+            let mut text: String = (0..digits)
+                .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                .collect();
+            // No leading zeros in the integer part.
+            let integer_part = (digits - fraction).max(1);
+            let trimmed = text[..integer_part].trim_start_matches('0');
+            let integer = if trimmed.is_empty() { "0" } else { trimmed };
+            text = if fraction > 0 {
+                format!("{integer}.{}", &text[integer_part..])
+            } else {
+                integer.to_string()
+            };
+            if rng.gen_bool(0.5) {
+                text.insert(0, '-');
+            }
+            let mut scanner = Scanner {
+                line: &text,
+                bytes: text.as_bytes(),
+                at: 0,
+            };
+            let scanned = scanner.decimal().expect("a plain decimal");
+            let exact: f64 = text.parse().unwrap();
+            let serde: f64 = serde_json::from_str(&text).unwrap();
+            assert_eq!(scanned.to_bits(), exact.to_bits(), "{text}");
+            assert_eq!(scanned.to_bits(), serde.to_bits(), "{text}");
+        }
+    }
+
+    /// Canonical lines broken at random (bytes replaced, dropped, doubled, inserted from JSON's
+    /// alphabet): wherever the scanner still answers, it answers as the general parser.
+    #[test]
+    fn mutated_lines_scan_as_the_general_parser_reads_them() {
+        let alphabet = br#"{}[]":,.-+eE0123456789 \tabnrstu"#;
+        let mut rng = SmallRng::seed_from_u64(5);
+        let (mut scanned, mut total) = (0, 0);
+        for _ in 0..100_000 {
+            let value = format!("{:.*}", rng.gen_range(0..7), rng.gen_range(-100.0..1000.0));
+            let mut line = format!(
+                r#"{{"room":"r{}","sensor":"{}","ts":{},"value":{value}}}"#,
+                rng.gen_range(0..1000),
+                ["temperature", "co2", "humidity"][rng.gen_range(0..3)],
+                rng.gen_range(0..2_000_000_000_000i64),
+            )
+            .into_bytes();
+            for _ in 0..rng.gen_range(0..3) {
+                let at = rng.gen_range(0..line.len());
+                match rng.gen_range(0..4) {
+                    0 => line[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    1 => {
+                        line.remove(at);
+                    }
+                    2 => line.insert(at, line[at]),
+                    _ => line.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                }
+                if line.is_empty() {
+                    break;
+                }
+            }
+            let line = String::from_utf8(line).expect("ASCII");
+            total += 1;
+            scanned += usize::from(agrees(&line));
+        }
+        // Both paths are exercised: most lines survive their mutations, many do not.
+        assert!(
+            scanned > total / 4 && scanned < total,
+            "{scanned} of {total}"
+        );
+    }
+}
