@@ -32,6 +32,10 @@ use roomflow_dataflows::{
 };
 use timely::dataflow::operators::Input;
 
+/// The allocator of the `roomflow` binary, so that the cost is the job's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Changes per dataflow time: the size of one completed tick's output in a busy job.
 const PER_TIME: usize = 1_000;
 
@@ -63,7 +67,8 @@ enum Sink {
 }
 
 /// The `i`th change: in turn a room average, a window and a temperature delta, of 100 rooms,
-/// every key different (so each change is one MongoDB document).
+/// every key different (so that each change is one MongoDB document: the sink writes only the
+/// latest change of a key in a batch).
 fn change(i: usize) -> Change {
     let room = format!("r{:03}", i % 100);
     let n = i as i64;
@@ -71,7 +76,7 @@ fn change(i: usize) -> Change {
     let change = match i % 3 {
         0 => CollectionChange::RoomAverages(KeyChange::Upsert(RoomAverage {
             room: room.as_str().into(),
-            sensor: ["temperature", "humidity", "co2", "light"][(i / 3) % 4].into(),
+            sensor: format!("sensor{}", i / 300).as_str().into(),
             count: n + 1,
             sum: i128::from(value) * i128::from(n + 1),
         })),
@@ -179,6 +184,9 @@ fn produce(count: usize, topic: String, kafka: KafkaArgs) -> anyhow::Result<Outc
         dead_letters: format!("{topic}.dead"),
     };
     let sink_deliveries = deliveries.clone();
+    // Held here as the job's worker holds it: the sink operator's copy goes when its input is
+    // complete, and the last copy dropped would drop what is not yet delivered.
+    let held = producer.clone();
     let (written, cpu, wall) = timely::execute_directly(move |worker| {
         let state = Rc::new(RefCell::new(SinkState::default()));
         let sink_state = state.clone();
@@ -203,6 +211,7 @@ fn produce(count: usize, topic: String, kafka: KafkaArgs) -> anyhow::Result<Outc
         let written = state.borrow().changes;
         (written, cpu, wall)
     });
+    drop(held);
     if let Some(failure) = deliveries.failure() {
         anyhow::bail!("producing failed: {failure}");
     }

@@ -12,9 +12,13 @@
 //! `_id` is the key as a compact JSON array, so it is exact whatever the names hold. The fields
 //! are those of the JSON outputs (`changes.jsonl`), without the dataflow time: a document is the
 //! key's current value, the same whichever run wrote it.
+//!
+//! A change's document is serialized straight into BSON bytes (a `RawDocumentBuf`), which the
+//! writer wraps into its commands and the driver sends as they are: building a tree of
+//! `Document`s, cloning it into the command and serializing it again cost most of the sink's CPU.
 
-use mongodb::bson::{doc, Bson, Document};
-use roomflow_dataflows::{Change, Reading};
+use mongodb::bson::{doc, Document, RawDocument, RawDocumentBuf};
+use roomflow_dataflows::{Change, CollectionChange, KeyChange, Reading};
 
 use crate::streams::{RejectKind, Rejected};
 
@@ -92,8 +96,20 @@ pub struct Write {
     pub target: Target,
     /// The document's `_id`.
     pub id: String,
-    /// Its new content, `_id` included; `None` deletes it.
-    pub document: Option<Document>,
+    /// Its new content, `_id` included (first); `None` deletes it.
+    pub document: Option<RawDocumentBuf>,
+}
+
+/// A change's new value in its output shape, for serializers that take a value.
+struct Data<'a>(&'a Change);
+
+impl serde::Serialize for Data<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.serialize_data(serializer) {
+            Some(result) => result,
+            None => Err(serde::ser::Error::custom("a delete has no data")),
+        }
+    }
 }
 
 impl Item {
@@ -104,13 +120,15 @@ impl Item {
                 let target = Target::from_name(change.collection())
                     .ok_or_else(|| format!("unknown collection {:?}", change.collection()))?;
                 let id = change.key_id();
-                let document = match change.serialize_data(mongodb::bson::Serializer::new()) {
-                    None => None,
-                    Some(Ok(Bson::Document(fields))) => Some(with_id(&id, fields)),
-                    Some(Ok(other)) => {
-                        return Err(format!("change data is not an object: {other}"))
+                let document = match &change.change {
+                    CollectionChange::RoomAverages(KeyChange::Delete(_))
+                    | CollectionChange::WindowAverages(KeyChange::Delete(_))
+                    | CollectionChange::TemperatureDeltas(KeyChange::Delete(_)) => None,
+                    _ => {
+                        let fields = mongodb::bson::to_raw_document_buf(&Data(&change))
+                            .map_err(|error| format!("{error}"))?;
+                        Some(with_id(&id, &fields)?)
                     }
-                    Some(Err(error)) => return Err(format!("{error}")),
                 };
                 Ok(Write {
                     target,
@@ -127,14 +145,11 @@ impl Item {
                     (RejectKind::Late, None) => (Target::LateReadings, rejected.source.clone()),
                     (RejectKind::DeadLetter, _) => (Target::DeadLetters, rejected.source.clone()),
                 };
-                let Bson::Document(fields) =
-                    mongodb::bson::to_bson(&rejected.json()).map_err(|e| format!("{e}"))?
-                else {
-                    unreachable!("a struct serializes to a document")
-                };
+                let fields = mongodb::bson::to_raw_document_buf(&rejected.json())
+                    .map_err(|e| format!("{e}"))?;
                 Ok(Write {
                     target,
-                    document: Some(with_id(&id, fields)),
+                    document: Some(with_id(&id, &fields)?),
                     id,
                 })
             }
@@ -151,18 +166,42 @@ impl Item {
                 Ok(Write {
                     target: Target::Readings,
                     id,
-                    document: Some(document),
+                    document: Some(
+                        RawDocumentBuf::from_document(&document).map_err(|e| format!("{e}"))?,
+                    ),
                 })
             }
         }
     }
 }
 
-/// `fields` with `_id` first (replacements must carry their `_id`).
-fn with_id(id: &str, fields: Document) -> Document {
-    let mut document = doc! { "_id": id };
-    document.extend(fields);
-    document
+/// `fields` with `_id` first (replacements must carry their `_id`). A BSON document is its
+/// length, its elements and a 0 byte: the `_id` element is written and the elements of
+/// `fields` copied behind it as they are, without parsing them.
+fn with_id(id: &str, fields: &RawDocument) -> Result<RawDocumentBuf, String> {
+    let elements = &fields.as_bytes()[4..fields.as_bytes().len() - 1];
+    // Element: type 0x02 (string), the name "_id" and its 0, the string's length with its 0,
+    // the string, its 0.
+    let id_element = 1 + 4 + 4 + id.len() + 1;
+    let length = 4 + id_element + elements.len() + 1;
+    let mut bytes = Vec::with_capacity(length);
+    bytes.extend_from_slice(
+        &i32::try_from(length)
+            .map_err(|e| e.to_string())?
+            .to_le_bytes(),
+    );
+    bytes.push(0x02);
+    bytes.extend_from_slice(b"_id\0");
+    bytes.extend_from_slice(
+        &i32::try_from(id.len() + 1)
+            .map_err(|e| e.to_string())?
+            .to_le_bytes(),
+    );
+    bytes.extend_from_slice(id.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(elements);
+    bytes.push(0);
+    RawDocumentBuf::from_bytes(bytes).map_err(|e| format!("{e}"))
 }
 
 #[cfg(test)]
@@ -194,10 +233,13 @@ mod tests {
                 target: Target::WindowAverages,
                 id: id.into(),
                 // 900.5 / 2 = 450.25; no dataflow time in a document.
-                document: Some(doc! {
-                    "_id": id, "room": "413", "sensor": "co2", "window_start": 60000i64,
-                    "count": 2i64, "sum": 900.5, "avg": 450.25,
-                }),
+                document: Some(
+                    RawDocumentBuf::from_document(&doc! {
+                        "_id": id, "room": "413", "sensor": "co2", "window_start": 60000i64,
+                        "count": 2i64, "sum": 900.5, "avg": 450.25,
+                    })
+                    .unwrap()
+                ),
             }
         );
         let delete = change(CollectionChange::TemperatureDeltas(KeyChange::Delete(
@@ -213,6 +255,28 @@ mod tests {
                 id: r#"["a",5]"#.into(),
                 document: None,
             }
+        );
+    }
+
+    #[test]
+    fn the_id_comes_first_and_the_fields_follow_unchanged() {
+        let fields = RawDocumentBuf::from_document(&doc! {
+            "room": "Zimmer ü", "count": 2i64, "avg": 1.5, "nested": { "a": [1, 2] },
+        })
+        .unwrap();
+        let id = r#"["Zimmer ü","co2"]"#;
+        let document = with_id(id, &fields).unwrap();
+        let keys: Vec<&str> = document.iter().map(|field| field.unwrap().0).collect();
+        assert_eq!(keys, ["_id", "room", "count", "avg", "nested"]);
+        assert_eq!(
+            document.to_document().unwrap(),
+            doc! { "_id": id, "room": "Zimmer ü", "count": 2i64, "avg": 1.5,
+            "nested": { "a": [1, 2] } }
+        );
+        // Its length is what BSON says it is: the bytes re-read as they are.
+        assert_eq!(
+            RawDocumentBuf::from_document(&document.to_document().unwrap()).unwrap(),
+            document
         );
     }
 
@@ -236,7 +300,7 @@ mod tests {
         assert_eq!(write.target, Target::LateReadings);
         assert_eq!(write.id, "sensors/2/17#co2");
         assert_eq!(
-            write.document.unwrap(),
+            write.document.unwrap().to_document().unwrap(),
             doc! { "_id": "sensors/2/17#co2", "source": "sensors/2/17", "reason": "too late",
             "room": "a", "sensor": "co2", "ts": 5i64, "value": 1.5 }
         );

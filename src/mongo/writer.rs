@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{rawdoc, RawArrayBuf, RawBsonRef, RawDocumentBuf};
 use mongodb::Database;
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::Receiver;
@@ -70,7 +70,7 @@ impl WriterProgress {
 /// The latest write per key of each collection (`None`: delete).
 #[derive(Default)]
 struct Coalesced {
-    writes: BTreeMap<Target, FxHashMap<String, Option<Document>>>,
+    writes: BTreeMap<Target, FxHashMap<String, Option<RawDocumentBuf>>>,
     items: usize,
 }
 
@@ -91,11 +91,12 @@ impl Coalesced {
     }
 }
 
-/// One write command: its collection, its body and how many statements it holds.
+/// One write command: its collection, its body (as the driver sends it) and how many
+/// statements it holds.
 #[derive(Debug, PartialEq)]
 struct Command {
     target: Target,
-    body: Document,
+    body: RawDocumentBuf,
     statements: usize,
 }
 
@@ -105,30 +106,49 @@ impl Coalesced {
     fn into_commands(self) -> Vec<Command> {
         let mut commands = Vec::new();
         for (target, writes) in self.writes {
-            let mut writes: Vec<(String, Option<Document>)> = writes.into_iter().collect();
+            let mut writes: Vec<(String, Option<RawDocumentBuf>)> = writes.into_iter().collect();
             writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
             for (id, document) in writes {
+                let query = rawdoc! { "_id": id };
                 match document {
-                    Some(document) => upserts.push(Bson::Document(doc! {
-                        "q": { "_id": id }, "u": document, "upsert": true,
-                    })),
-                    None => deletes.push(Bson::Document(doc! { "q": { "_id": id }, "limit": 1 })),
+                    Some(document) => {
+                        let mut statement = RawDocumentBuf::new();
+                        statement.append_ref("q", RawBsonRef::Document(&query));
+                        statement.append_ref("u", RawBsonRef::Document(&document));
+                        statement.append_ref("upsert", RawBsonRef::Boolean(true));
+                        upserts.push(statement);
+                    }
+                    None => {
+                        let mut statement = RawDocumentBuf::new();
+                        statement.append_ref("q", RawBsonRef::Document(&query));
+                        statement.append_ref("limit", RawBsonRef::Int32(1));
+                        deletes.push(statement);
+                    }
                 }
             }
-            for chunk in upserts.chunks(STATEMENTS) {
-                commands.push(Command {
-                    target,
-                    body: doc! { "update": target.name(), "updates": chunk, "ordered": false },
-                    statements: chunk.len(),
-                });
-            }
-            for chunk in deletes.chunks(STATEMENTS) {
-                commands.push(Command {
-                    target,
-                    body: doc! { "delete": target.name(), "deletes": chunk, "ordered": false },
-                    statements: chunk.len(),
-                });
+            for (verb, list, statements) in [
+                ("update", "updates", upserts),
+                ("delete", "deletes", deletes),
+            ] {
+                let mut statements = statements.into_iter().peekable();
+                while statements.peek().is_some() {
+                    let mut array = RawArrayBuf::new();
+                    let mut count = 0;
+                    for statement in statements.by_ref().take(STATEMENTS) {
+                        array.push(statement);
+                        count += 1;
+                    }
+                    let mut body = RawDocumentBuf::new();
+                    body.append_ref(verb, RawBsonRef::String(target.name()));
+                    body.append_ref(list, RawBsonRef::Array(&array));
+                    body.append_ref("ordered", RawBsonRef::Boolean(false));
+                    commands.push(Command {
+                        target,
+                        body,
+                        statements: count,
+                    });
+                }
             }
         }
         commands
@@ -164,13 +184,14 @@ pub async fn write_batches(db: Database, mut batches: Receiver<Batch>, progress:
 }
 
 /// Runs one write command until the server has it. Rejected statements stop the job.
-async fn run(db: &Database, command: Document, statements: usize, progress: &WriterProgress) {
+async fn run(db: &Database, command: RawDocumentBuf, statements: usize, progress: &WriterProgress) {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 1;
     let first_sent = Instant::now();
     loop {
         progress.round_trips.fetch_add(1, Ordering::Relaxed);
-        match db.run_command(command.clone()).await {
+        // A copy of the bytes per attempt: the driver takes the command by value.
+        match db.run_raw_command(command.clone()).await {
             Ok(answer) => {
                 if let Ok(errors) = answer.get_array("writeErrors") {
                     progress.fail(format!(
@@ -207,6 +228,7 @@ async fn run(db: &Database, command: Document, statements: usize, progress: &Wri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mongodb::bson::{doc, Document};
     use roomflow_dataflows::records::RoomSensorKey;
     use roomflow_dataflows::{Change, CollectionChange, KeyChange, RoomAverage};
 
@@ -250,12 +272,19 @@ mod tests {
         let commands = coalesced.into_commands();
         assert_eq!(progress.failure(), None);
         // One update with a (its last value: 3 readings, 6.0 in all, mean 2.0) and c; one delete of b.
+        let commands: Vec<(Target, Document, usize)> = commands
+            .into_iter()
+            .map(|command| {
+                let body = command.body.to_document().unwrap();
+                (command.target, body, command.statements)
+            })
+            .collect();
         assert_eq!(
             commands,
             vec![
-                Command {
-                    target: Target::RoomAverages,
-                    body: doc! { "update": "room_averages", "updates": [
+                (
+                    Target::RoomAverages,
+                    doc! { "update": "room_averages", "updates": [
                         { "q": { "_id": r#"["a","co2"]"# }, "u": {
                             "_id": r#"["a","co2"]"#, "room": "a", "sensor": "co2",
                             "count": 3i64, "sum": 6.0, "avg": 2.0 }, "upsert": true },
@@ -263,15 +292,15 @@ mod tests {
                             "_id": r#"["c","co2"]"#, "room": "c", "sensor": "co2",
                             "count": 1i64, "sum": 1.0, "avg": 1.0 }, "upsert": true },
                     ], "ordered": false },
-                    statements: 2,
-                },
-                Command {
-                    target: Target::RoomAverages,
-                    body: doc! { "delete": "room_averages", "deletes": [
+                    2,
+                ),
+                (
+                    Target::RoomAverages,
+                    doc! { "delete": "room_averages", "deletes": [
                         { "q": { "_id": r#"["b","co2"]"# }, "limit": 1 },
                     ], "ordered": false },
-                    statements: 1,
-                },
+                    1,
+                ),
             ]
         );
     }
