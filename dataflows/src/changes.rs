@@ -118,6 +118,20 @@ impl Change {
         })
     }
 
+    /// Writes the message key (as [`Change::message_key`]) and the envelope line (as
+    /// [`Change::envelope_line`]) into `key` and `envelope`, which are cleared first: a sink
+    /// that keeps the two buffers encodes every change without allocating.
+    pub fn write_message(&self, key: &mut Vec<u8>, envelope: &mut Vec<u8>) {
+        key.clear();
+        envelope.clear();
+        with_key_change!(&self.change, change => {
+            serde_json::to_writer(&mut *key, &(collection_of(change), change.key()))
+                .expect("keys serialize");
+            serde_json::to_writer(&mut *envelope, &Envelope::new(change, self.time))
+                .expect("envelopes serialize");
+        })
+    }
+
     /// The key as a compact JSON array of its fields' values, in order (e.g.
     /// `["413","co2",60000]`): an identifier exact whatever the names hold (MongoDB's `_id`).
     pub fn key_id(&self) -> String {
@@ -293,6 +307,35 @@ mod tests {
                 KeyChange::Upsert(average("b", 2, 10)),
             ]
         );
+    }
+
+    #[test]
+    fn written_messages_are_the_key_and_envelope_lines() {
+        let (mut key, mut envelope) = (b"left over".to_vec(), b"from before".to_vec());
+        for change in [
+            Change {
+                time: 60_000,
+                change: CollectionChange::RoomAverages(KeyChange::Upsert(RoomAverage {
+                    room: "413".into(),
+                    sensor: "co2".into(),
+                    count: 4,
+                    sum: 95_500_000,
+                })),
+            },
+            Change {
+                time: 5,
+                change: CollectionChange::TemperatureDeltas(KeyChange::Delete(
+                    crate::records::RoomTimeKey {
+                        room: "a\"b".into(),
+                        ts: 5,
+                    },
+                )),
+            },
+        ] {
+            change.write_message(&mut key, &mut envelope);
+            assert_eq!(key, change.message_key().into_bytes());
+            assert_eq!(envelope, change.envelope_line().into_bytes());
+        }
     }
 
     #[test]

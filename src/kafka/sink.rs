@@ -215,6 +215,8 @@ pub fn kafka_sink<'s>(
         changes.map(Outgoing::Change),
         rejected.map(Outgoing::Rejected),
     ];
+    // Every change is encoded into these two, reused: no allocation per message.
+    let (mut key, mut line) = (Vec::with_capacity(128), Vec::with_capacity(512));
     scope
         .concatenate(streams)
         .sink(Pipeline, "KafkaSink", move |(input, frontier)| {
@@ -225,7 +227,7 @@ pub fn kafka_sink<'s>(
                     for outgoing in container.drain(..) {
                         match outgoing {
                             Outgoing::Change(change) => {
-                                let (key, line) = (change.message_key(), change.envelope_line());
+                                change.write_message(&mut key, &mut line);
                                 produce_change(&producer, &deliveries, &topics, time, &key, &line);
                                 state.changes += 1;
                                 state.count_change(change.collection());
@@ -255,12 +257,12 @@ pub(super) fn produce_change(
     deliveries: &Deliveries,
     topics: &SinkTopics,
     time: Time,
-    key: &str,
-    line: &str,
+    key: &[u8],
+    line: &[u8],
 ) {
     let record = BaseRecord::with_opaque_to(&topics.alpha, time as usize)
-        .key(key.as_bytes())
-        .payload(line.as_bytes());
+        .key(key)
+        .payload(line);
     send(producer, deliveries, time, record);
 }
 

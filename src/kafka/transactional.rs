@@ -221,7 +221,12 @@ pub fn transactional_sink<'s>(
                                     line,
                                 } => {
                                     produce_change(
-                                        producer, deliveries, &topics, time, &key, &line,
+                                        producer,
+                                        deliveries,
+                                        &topics,
+                                        time,
+                                        key.as_bytes(),
+                                        line.as_bytes(),
                                     );
                                     state.sink.changes += 1;
                                     state.sink.count_change(collection_name(&collection));
