@@ -14,12 +14,15 @@ use crate::records::Record;
 /// retractions before insertions needs no sorting.
 pub struct KeyedState<R: Record> {
     values: FxHashMap<R::Key, R>,
+    /// Retractions of the time being applied, kept for after its insertions (reused).
+    retractions: Vec<R>,
 }
 
 impl<R: Record> Default for KeyedState<R> {
     fn default() -> Self {
         KeyedState {
             values: FxHashMap::default(),
+            retractions: Vec::new(),
         }
     }
 }
@@ -27,11 +30,14 @@ impl<R: Record> Default for KeyedState<R> {
 impl<R: Record> KeyedState<R> {
     /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
     pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
-        let (insertions, retractions): (Vec<_>, Vec<_>) =
-            updates.into_iter().partition(|(_, diff)| *diff > 0);
         // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
-        // of its old value then finds the new one and leaves it.
-        for (record, diff) in insertions {
+        // of its old value then finds the new one and leaves it. Retractions wait in a buffer
+        // that is reused, so that a time's updates are not copied into two new vectors.
+        for (record, diff) in updates {
+            if diff < 0 {
+                self.retractions.push(record);
+                continue;
+            }
             debug_assert_eq!(diff, 1, "one value per key: {record:?}");
             match self.values.entry(record.key()) {
                 Entry::Occupied(mut slot) => {
@@ -43,7 +49,7 @@ impl<R: Record> KeyedState<R> {
                 }
             }
         }
-        for (record, _) in retractions {
+        for record in self.retractions.drain(..) {
             let key = record.key();
             if self.values.get(&key) == Some(&record) {
                 self.values.remove(&key);

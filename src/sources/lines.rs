@@ -120,6 +120,14 @@ impl LineStream {
                     &bytes,
                     length,
                 ))
+            } else if let Some(reading) = (self.format == Format::Json)
+                .then(|| formats::scan_json_line(&bytes))
+                .flatten()
+            {
+                // The canonical JSON line, read without checking the whole line as UTF-8 first.
+                self.parsed.clear();
+                self.parsed.push(reading);
+                Ok(())
             } else {
                 match std::str::from_utf8(&bytes) {
                     Ok(text) => {

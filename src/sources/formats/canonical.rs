@@ -27,26 +27,25 @@ const POWERS_OF_TEN: [f64; MAX_DIGITS + 1] = [
 ];
 
 /// The reading of a canonical line, or `None` when the general parser must decide.
-pub(super) fn scan_canonical(line: &str) -> Option<Reading> {
-    let mut scanner = Scanner {
-        line,
-        bytes: line.as_bytes(),
-        at: 0,
-    };
+///
+/// It reads bytes, so that a line need not be checked as UTF-8 first: outside its strings it
+/// accepts only ASCII, and it checks the strings themselves, so a line it reads is UTF-8.
+pub(super) fn scan_canonical(line: &[u8]) -> Option<Reading> {
+    let mut scanner = Scanner { bytes: line, at: 0 };
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
     let (mut room, mut sensor, mut ts, mut value) = (None, None, None, None);
     loop {
         scanner.skip_whitespace();
-        let key = scanner.string()?;
+        let key = scanner.key()?;
         scanner.skip_whitespace();
         scanner.expect(b':')?;
         scanner.skip_whitespace();
         match key {
-            "room" if room.is_none() => room = Some(scanner.string()?),
-            "sensor" if sensor.is_none() => sensor = Some(scanner.string()?),
-            "ts" if ts.is_none() => ts = Some(scanner.integer()?),
-            "value" if value.is_none() => value = Some(scanner.decimal()?),
+            Key::Room if room.is_none() => room = Some(scanner.string()?),
+            Key::Sensor if sensor.is_none() => sensor = Some(scanner.string()?),
+            Key::Ts if ts.is_none() => ts = Some(scanner.integer()?),
+            Key::Value if value.is_none() => value = Some(scanner.decimal()?),
             _ => return None,
         }
         scanner.skip_whitespace();
@@ -72,9 +71,17 @@ pub(super) fn scan_canonical(line: &str) -> Option<Reading> {
     })
 }
 
+/// The four keys of a reading.
+#[derive(Clone, Copy)]
+enum Key {
+    Room,
+    Sensor,
+    Ts,
+    Value,
+}
+
 /// A position in a line's bytes.
 struct Scanner<'a> {
-    line: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -101,18 +108,42 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string without escapes or control characters, borrowed from the line.
+    /// One of the four keys, quotes included; `None` for any other key or an escape in it.
+    fn key(&mut self) -> Option<Key> {
+        let rest = &self.bytes[self.at..];
+        let (key, length) = match rest.get(1)? {
+            b'r' if rest.starts_with(b"\"room\"") => (Key::Room, 6),
+            b's' if rest.starts_with(b"\"sensor\"") => (Key::Sensor, 8),
+            b't' if rest.starts_with(b"\"ts\"") => (Key::Ts, 4),
+            b'v' if rest.starts_with(b"\"value\"") => (Key::Value, 7),
+            _ => return None,
+        };
+        self.at += length;
+        Some(key)
+    }
+
+    /// A string without escapes or control characters, borrowed from the line. Names are a few
+    /// bytes long: a plain loop beats a vectorized search's setup.
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        let length = memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
-        let end = start + length;
-        if self.bytes[end] != b'"' || self.bytes[start..end].iter().any(|byte| *byte < 0x20) {
-            return None;
+        let mut ascii = true;
+        loop {
+            match self.next()? {
+                b'"' => break,
+                b'\\' | 0..0x20 => return None,
+                0x80.. => ascii = false,
+                _ => {}
+            }
         }
-        self.at = end + 1;
-        // Cut at two ASCII quotes: on character boundaries.
-        self.line.get(start..end)
+        let content = &self.bytes[start..self.at - 1];
+        if ascii {
+            // SAFETY: every byte of `content` was just seen to be below 0x80: ASCII is UTF-8.
+            // (The general check costs more than the rest of the scan for these short names.)
+            Some(unsafe { std::str::from_utf8_unchecked(content) })
+        } else {
+            std::str::from_utf8(content).ok()
+        }
     }
 
     /// Up to [`MAX_DIGITS`] digits as JSON writes an integer (no leading zero), and how many.
@@ -181,7 +212,7 @@ mod tests {
 
     /// Where the scanner answers, the general parser gives the same reading.
     fn agrees(line: &str) -> bool {
-        match scan_canonical(line) {
+        match scan_canonical(line.as_bytes()) {
             Some(reading) => {
                 assert_eq!(Ok(reading), parse_json_general(line), "{line:?}");
                 true
@@ -203,8 +234,17 @@ mod tests {
         ] {
             assert!(agrees(line), "not scanned: {line}");
         }
+        // Not UTF-8: in a string, or anywhere else.
         assert_eq!(
-            scan_canonical(r#"{"room":"r1","sensor":"t","ts":60000,"value":23.93}"#),
+            scan_canonical(b"{\"room\":\"r\xff\",\"sensor\":\"t\",\"ts\":1,\"value\":1}"),
+            None
+        );
+        assert_eq!(
+            scan_canonical(b"{\"room\":\"r\",\"sensor\":\"t\",\"ts\":1,\"value\":1}\xff"),
+            None
+        );
+        assert_eq!(
+            scan_canonical(br#"{"room":"r1","sensor":"t","ts":60000,"value":23.93}"#),
             Some(Reading {
                 room: "r1".into(),
                 sensor: "t".into(),
@@ -242,7 +282,7 @@ mod tests {
             r#"["room","a"]"#,
             "",
         ] {
-            assert_eq!(scan_canonical(line), None, "scanned: {line}");
+            assert_eq!(scan_canonical(line.as_bytes()), None, "scanned: {line}");
         }
     }
 
@@ -270,7 +310,6 @@ mod tests {
                 text.insert(0, '-');
             }
             let mut scanner = Scanner {
-                line: &text,
                 bytes: text.as_bytes(),
                 at: 0,
             };

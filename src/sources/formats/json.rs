@@ -203,7 +203,7 @@ pub(super) fn parse_json(line: &str) -> Result<Reading, String> {
     // Nearly every line has the canonical shape, which the scanner reads by hand. Anything else
     // (a numeric room, an RFC 3339 ts, escapes, any error) takes the general path below, which
     // also words every error message.
-    match scan_canonical(line) {
+    match scan_canonical(line.as_bytes()) {
         Some(reading) => Ok(reading),
         None => parse_json_general(line),
     }

@@ -108,13 +108,20 @@ pub fn parse_line(
     Ok(())
 }
 
+/// A JSON line read straight from its bytes by the canonical-line scanner, if it has the
+/// canonical shape (see `canonical.rs`); `None` otherwise, when [`parse_line`] must read it.
+/// A line it reads is UTF-8 and gives what [`parse_line`] gives, so callers need not check it.
+pub fn scan_json_line(line: &[u8]) -> Option<Reading> {
+    canonical::scan_canonical(line)
+}
+
 /// For the `json_fast_path` fuzz target and the tests: what the canonical-line scanner reads from
 /// `line` (`None`: it leaves the line to the general parser), and what the general parser does.
 /// Wherever the first is `Some`, the second must be the same reading.
 #[doc(hidden)]
 pub fn json_paths(line: &str) -> (Option<Reading>, Result<Reading, String>) {
     (
-        canonical::scan_canonical(line),
+        canonical::scan_canonical(line.as_bytes()),
         json::parse_json_general(line),
     )
 }
