@@ -279,12 +279,10 @@ fn two_processes_write_parts_that_together_equal_one_process() {
     assert_eq!(parts["late.jsonl"], single["late.jsonl"]);
 }
 
-#[test]
-fn applying_the_change_log_in_order_rebuilds_the_final_state() {
-    let dir = tempfile::tempdir().unwrap();
-    // Disorder and late readings, so the log holds corrections (retractions and replacements).
-    let input = simulate(
-        dir.path(),
+/// Two shard files of 20,000 readings over 6 rooms, with disorder and late readings.
+fn disordered_shards(dir: &std::path::Path) -> std::path::PathBuf {
+    simulate(
+        dir,
         "shards",
         &[
             "--rooms",
@@ -298,7 +296,14 @@ fn applying_the_change_log_in_order_rebuilds_the_final_state() {
             "--late",
             "0.005",
         ],
-    );
+    )
+}
+
+#[test]
+fn applying_the_change_log_in_order_rebuilds_the_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    // Disorder and late readings, so the log holds corrections (retractions and replacements).
+    let input = disordered_shards(dir.path());
     let out = dir.path().join("out");
     ok(&[
         "replay",
@@ -367,22 +372,7 @@ fn applying_the_change_log_in_order_rebuilds_the_final_state() {
 fn emit_final_ends_with_the_same_collections_and_logs_each_window_once() {
     let dir = tempfile::tempdir().unwrap();
     // Disorder and late readings: some windows gain readings after first appearing.
-    let input = simulate(
-        dir.path(),
-        "shards",
-        &[
-            "--rooms",
-            "6",
-            "--readings",
-            "20000",
-            "--shards",
-            "2",
-            "--out-of-order",
-            "0.05",
-            "--late",
-            "0.005",
-        ],
-    );
+    let input = disordered_shards(dir.path());
     let replay = |emit: &str| {
         let out = dir.path().join(emit);
         ok(&[
