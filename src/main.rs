@@ -18,6 +18,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => roomflow::simulate::command(args),
         Command::Run(args) => roomflow::run::run(args),
         Command::Publish(args) => roomflow::publish::publish(args),
+        Command::Dashboard(args) => roomflow::dashboard::dashboard(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

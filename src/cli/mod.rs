@@ -7,6 +7,7 @@
 //!   shared by several commands.
 //! - `replay.rs`, `run.rs`: the flags of `replay` and of `run`.
 //! - `feed.rs`: the flags of `publish` and `simulate`, the commands that feed Kafka.
+//! - `dashboard.rs`: the flags of `dashboard`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,10 +18,12 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use crate::sources::formats::Format;
 use crate::telemetry::logging::LogFormat;
 
+mod dashboard;
 mod feed;
 mod replay;
 mod run;
 
+pub use dashboard::DashboardArgs;
 pub use feed::{PublishArgs, SimulateArgs};
 pub use replay::{Progress, ReplayArgs};
 pub use run::{AlphaGuarantee, RunArgs};
@@ -73,6 +76,10 @@ pub enum Command {
     /// Kafka topic, keyed by room.
     #[command(disable_help_flag = true)]
     Publish(PublishArgs),
+    /// A live web page of the building, fed by the alpha topic (or a replay's changes file):
+    /// a tile per room, a page per room with its charts, and a JSON API under /api/.
+    #[command(disable_help_flag = true)]
+    Dashboard(DashboardArgs),
 }
 
 const RUN_EXAMPLES: &str = "\
