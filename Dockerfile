@@ -31,6 +31,7 @@ COPY --from=build /usr/local/bin/roomflow /usr/local/bin/roomflow
 COPY samples /usr/share/roomflow/samples
 USER roomflow
 # 9898: --metrics (/metrics, /livez, /readyz). 2101: timely's port between processes (-n > 1).
-EXPOSE 9898 2101
+# 8080: `roomflow dashboard` (with --listen 0.0.0.0:8080).
+EXPOSE 9898 2101 8080
 ENTRYPOINT ["roomflow"]
 CMD ["--help"]

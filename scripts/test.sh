@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, and every test of the workspace.
-# Needs a Rust toolchain, a JDK 17+ and Maven (for Kafka) and Python 3 (for the MongoDB stand-in).
+# Needs a Rust toolchain, a JDK 17+ and Maven (for Kafka), Python 3 (for the MongoDB stand-in), and
+# Node.js with npm plus Chromium for the dashboard's browser test (scripts/browser-test.sh installs
+# Chromium with apt-get when it can, and says so when it skips).
 # It starts the services the tests need on loopback, on ports away from any you may run yourself:
 # Apache Kafka (assembled from Maven Central into ~/.cache/roomflow on first use, seconds; see
 # scripts/kafka.sh) on KAFKA_PORT (default 19092), and the nx-27017 server (a MongoDB-protocol
@@ -48,3 +50,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# The dashboard in a real browser (installs Chromium and Playwright when it can; says so when not).
+scripts/browser-test.sh

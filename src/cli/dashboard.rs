@@ -34,7 +34,11 @@ pub struct DashboardArgs {
     pub dead_letter_topic: String,
     /// Address the page is served on (0.0.0.0:8080 to be reachable from other hosts; port 0
     /// picks a free one, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "ROOMFLOW_DASHBOARD_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        env = "ROOMFLOW_DASHBOARD_LISTEN"
+    )]
     pub listen: SocketAddr,
     /// Windows kept per room and sensor (and temperature deltas per room): what a room's page
     /// charts. Memory follows rooms × sensors × this, not the length of the history.

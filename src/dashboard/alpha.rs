@@ -153,7 +153,10 @@ fn assign_new(
         }
     }
     if new.count() > 0 {
-        tracing::info!(partitions = new.count(), "reading new partitions from their beginning");
+        tracing::info!(
+            partitions = new.count(),
+            "reading new partitions from their beginning"
+        );
         consumer.incremental_assign(&new)?;
     }
     Ok(())

@@ -313,8 +313,14 @@ mod tests {
     #[test]
     fn upserts_replace_and_deletes_remove_by_key() {
         let mut building = Building::new(10);
-        building.apply("f:1", room_average("413", "co2", 2, 900.0, 1_000).as_bytes());
-        building.apply("f:2", room_average("413", "co2", 3, 1_380.0, 2_000).as_bytes());
+        building.apply(
+            "f:1",
+            room_average("413", "co2", 2, 900.0, 1_000).as_bytes(),
+        );
+        building.apply(
+            "f:2",
+            room_average("413", "co2", 3, 1_380.0, 2_000).as_bytes(),
+        );
         let sensor = &building.rooms["413"].sensors["co2"];
         // The second upsert is the key's whole new value: 1380 / 3.
         assert_eq!(
@@ -344,7 +350,10 @@ mod tests {
         // A window older than both kept ones, arriving late, is not kept either.
         building.apply("f", window("1", 30_000, 1, 400.0, 200_000).as_bytes());
         let windows = &building.rooms["1"].sensors["co2"].windows;
-        assert_eq!(windows.keys().copied().collect::<Vec<_>>(), [120_000, 180_000]);
+        assert_eq!(
+            windows.keys().copied().collect::<Vec<_>>(),
+            [120_000, 180_000]
+        );
     }
 
     #[test]

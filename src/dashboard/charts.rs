@@ -16,7 +16,10 @@ const FLAT: RGBColor = RGBColor(107, 114, 128);
 pub fn line(points: &[(i64, f64)]) -> Result<String, String> {
     draw(points, |chart| {
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), LINE.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                LINE.stroke_width(2),
+            ))
             .map_err(|error| error.to_string())?;
         chart
             .draw_series(

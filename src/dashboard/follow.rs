@@ -104,7 +104,8 @@ impl Followed {
             Err(error) => return Err(error),
         };
         let identity = identity(&metadata);
-        if self.file.is_some() && (Some(identity) != self.identity || metadata.len() < self.position)
+        if self.file.is_some()
+            && (Some(identity) != self.identity || metadata.len() < self.position)
         {
             return Ok(Looked::Replaced);
         }

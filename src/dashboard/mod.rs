@@ -38,7 +38,8 @@ use views::Staleness;
 
 /// Runs the dashboard until interrupted (Ctrl-C or SIGTERM).
 pub fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
-    let stale_after_ms = i64::try_from(args.stale_after.as_millis()).context("--stale-after is too long")?;
+    let stale_after_ms =
+        i64::try_from(args.stale_after.as_millis()).context("--stale-after is too long")?;
     let shared = Arc::new(Shared::new(
         Building::new(args.retain_windows as usize),
         Staleness {

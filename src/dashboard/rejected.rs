@@ -117,9 +117,11 @@ pub fn from_file_line(kind: Kind, bytes: &[u8]) -> Result<RejectedInput, String>
     }
     let line: Line = serde_json::from_slice(bytes)
         .map_err(|error| format!("not a rejected input's line: {error}"))?;
-    let room = line
-        .room
-        .or_else(|| line.line.as_deref().and_then(|text| room_of(text.as_bytes())));
+    let room = line.room.or_else(|| {
+        line.line
+            .as_deref()
+            .and_then(|text| room_of(text.as_bytes()))
+    });
     Ok(RejectedInput {
         kind,
         source: line.source,
@@ -190,7 +192,10 @@ mod tests {
             reason_class("event time 1700000176067 is 423578 ms behind the newest event time 1700000599645 of its input (lateness 300000 ms)"),
             "event time N is N ms behind the newest event time N of its input (lateness N ms)"
         );
-        assert_eq!(reason_class("missing field `value`"), "missing field `value`");
+        assert_eq!(
+            reason_class("missing field `value`"),
+            "missing field `value`"
+        );
     }
 
     #[test]

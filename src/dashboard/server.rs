@@ -30,7 +30,10 @@ pub const MIN_EVENT_INTERVAL: Duration = Duration::from_millis(100);
 /// The server's routes.
 pub fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(|| async { html(include_str!("assets/building.html")) }))
+        .route(
+            "/",
+            get(|| async { html(include_str!("assets/building.html")) }),
+        )
         .route(
             "/rooms/{room}",
             get(|| async { html(include_str!("assets/room.html")) }),
@@ -38,7 +41,10 @@ pub fn routes(shared: Arc<Shared>) -> Router {
         .route("/assets/{name}", get(asset))
         .route("/api/building", get(building))
         .route("/api/rooms/{room}", get(room))
-        .route("/api/rooms/{room}/sensors/{sensor}/chart", get(sensor_chart))
+        .route(
+            "/api/rooms/{room}/sensors/{sensor}/chart",
+            get(sensor_chart),
+        )
         .route("/api/rooms/{room}/deltas/chart", get(delta_chart))
         .route("/api/events", get(events))
         .route("/livez", get(|| async { "ok\n" }))

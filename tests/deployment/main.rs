@@ -24,7 +24,13 @@ fn every_roomflow_container_parses_as_the_cli_would() {
     let names: BTreeSet<&str> = roomflow.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["roomflow", "roomflow-0", "roomflow-1", "simulator"])
+        BTreeSet::from([
+            "dashboard",
+            "roomflow",
+            "roomflow-0",
+            "roomflow-1",
+            "simulator"
+        ])
     );
     for service in roomflow {
         let line = command_line(service);
@@ -39,6 +45,27 @@ fn every_roomflow_container_parses_as_the_cli_would() {
             }
             Command::Simulate(args) => {
                 assert!(args.topic.is_some(), "the simulator produces to Kafka");
+            }
+            Command::Dashboard(args) => {
+                assert!(args.changes.is_empty(), "the dashboard reads alpha");
+                assert!(
+                    args.listen.ip().is_unspecified(),
+                    "the dashboard listens beyond its container: {}",
+                    args.listen
+                );
+                let port = args.listen.port();
+                let ports = strings(service.field("ports").expect("published ports"));
+                assert!(
+                    ports
+                        .iter()
+                        .any(|mapping| mapping.ends_with(&format!(":{port}"))),
+                    "the dashboard's port {port} is published: {ports:?}"
+                );
+                let test = strings(&service.field("healthcheck").unwrap()["test"]).join(" ");
+                assert!(
+                    test.contains(&format!("localhost:{port}/livez")),
+                    "dashboard: health check `{test}`"
+                );
             }
             other => panic!("{}: unexpected command {other:?}", service.name),
         }
@@ -91,6 +118,7 @@ fn every_topic_used_is_created_first() {
                 topics
             }
             Command::Simulate(args) => args.topic.into_iter().collect(),
+            Command::Dashboard(args) => vec![args.alpha_topic, args.dead_letter_topic],
             _ => unreachable!(),
         };
         for topic in used {
@@ -150,7 +178,7 @@ fn every_dependency_can_be_met() {
     // The jobs are probed where --metrics serves readiness.
     for service in services
         .iter()
-        .filter(|s| s.is_roomflow() && s.name != "simulator")
+        .filter(|s| s.is_roomflow() && s.name != "simulator" && s.name != "dashboard")
     {
         let test = strings(&service.field("healthcheck").unwrap()["test"]).join(" ");
         let port = service.environment["ROOMFLOW_METRICS"]
