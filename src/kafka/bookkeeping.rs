@@ -19,6 +19,7 @@ use timely::dataflow::ProbeHandle;
 use timely::scheduling::SyncActivator;
 
 use super::admission::{Effects, Incoming, Rules};
+use super::batch_queue::{BatchQueue, Polled};
 use super::config::{QuietEof, SourceConsumer};
 use super::discovery::{owner, Partition};
 use super::partition::{resumed_phase, EndProbe, PartitionReader, Phase};
@@ -26,10 +27,14 @@ use super::source_options::{KafkaSourceOptions, LastMark, MarkTime, SourceState}
 use crate::telemetry::catalog;
 use crate::telemetry::repeats::RepeatedWarnings;
 
-/// Where one partition's messages wait to be read: its own queue, and any that librdkafka
-/// delivered on the consumer's queue instead (kept in offset order, read first).
+/// Where one partition's messages wait to be read: its own queue (split off the consumer's, and
+/// read in batches), and any that librdkafka delivered on the consumer's queue instead (kept in
+/// offset order, read first).
 struct Inbox {
-    queue: PartitionQueue<QuietEof>,
+    /// The split-off queue; it holds the wake-up callback.
+    _split: PartitionQueue<QuietEof>,
+    /// The same queue, read in batches.
+    queue: BatchQueue,
     strays: VecDeque<OwnedMessage>,
 }
 
@@ -186,6 +191,12 @@ impl SourceBookkeeping {
             queue.set_nonempty_callback(move || {
                 let _ = wake.activate();
             });
+            let Some(batch_queue) =
+                BatchQueue::of(&self.consumer, &partition.topic, partition.partition)
+            else {
+                tracing::warn!(%partition, "cannot read partition");
+                continue;
+            };
             assignment
                 .add_partition_offset(&partition.topic, partition.partition, offset)
                 .expect("valid offset");
@@ -195,7 +206,8 @@ impl SourceBookkeeping {
             });
             // Its queue beside it: a message borrows the queue while the reader admits it.
             self.inboxes.push(Inbox {
-                queue,
+                _split: queue,
+                queue: batch_queue,
                 strays: VecDeque::new(),
             });
             self.readers.push(PartitionReader::new(
@@ -334,57 +346,66 @@ impl SourceBookkeeping {
                     reader.needs_catch_up = reader.phase == Phase::CaughtUp;
                 }
             }
+            // Messages that came the wrong way first: they are older than the queue's.
             while handled < self.options.batch {
-                let stray = inbox.strays.pop_front();
-                let polled;
-                let (offset, key, payload) = if let Some(stray) = &stray {
-                    (stray.offset(), stray.key(), stray.payload())
-                } else {
-                    polled = match inbox.queue.poll(Duration::ZERO) {
-                        None => {
-                            // Caught up, even if the broker sends no end-of-partition event
-                            // (some do not, to a consumer that started at the end).
-                            if reader.phase != Phase::CaughtUp
-                                && reader
-                                    .next_offset
-                                    .zip(end)
-                                    .is_some_and(|(next, end)| next >= end)
-                            {
-                                reader.phase = Phase::CaughtUp;
-                                reader.needs_catch_up = true;
-                            }
-                            break;
-                        }
-                        Some(Err(KafkaError::PartitionEOF(_))) => {
-                            reader.phase = Phase::CaughtUp;
-                            reader.needs_catch_up = true;
-                            continue;
-                        }
-                        Some(Err(error)) => {
-                            warn_consumer_error(Some(&reader.partition), &error);
-                            continue;
-                        }
-                        Some(Ok(message)) => message,
-                    };
-                    (polled.offset(), polled.key(), polled.payload())
+                let Some(stray) = inbox.strays.pop_front() else {
+                    break;
                 };
                 handled += 1;
-                self.idle_since = None;
-                state.offsets.consumed(&reader.partition, offset + 1);
                 let incoming = Incoming {
-                    offset,
-                    key,
-                    payload: payload.unwrap_or_default(),
+                    offset: stray.offset(),
+                    key: stray.key(),
+                    payload: stray.payload().unwrap_or_default(),
                 };
-                let effect = reader.admit(
+                let effect = admit(
+                    reader,
                     incoming,
                     end,
                     capability,
                     &self.rules,
                     &mut self.effects,
-                    &mut state.counts,
+                    state,
                 );
                 self.sent_up_to = self.sent_up_to.max(effect);
+            }
+            while handled < self.options.batch {
+                let (rules, effects) = (&self.rules, &mut self.effects);
+                let mut sent_up_to = self.sent_up_to;
+                let read = inbox
+                    .queue
+                    .drain(self.options.batch - handled, |polled| match polled {
+                        Polled::Message(incoming) => {
+                            handled += 1;
+                            let effect =
+                                admit(reader, incoming, end, capability, rules, effects, state);
+                            sent_up_to = sent_up_to.max(effect);
+                        }
+                        Polled::End => {
+                            reader.phase = Phase::CaughtUp;
+                            reader.needs_catch_up = true;
+                        }
+                        Polled::Error(error) => {
+                            warn_consumer_error(Some(&reader.partition), &error)
+                        }
+                    });
+                self.sent_up_to = sent_up_to;
+                if read == 0 {
+                    // Caught up, even if the broker sends no end-of-partition event (some do
+                    // not, to a consumer that started at the end).
+                    if reader.phase != Phase::CaughtUp
+                        && reader
+                            .next_offset
+                            .zip(end)
+                            .is_some_and(|(next, end)| next >= end)
+                    {
+                        reader.phase = Phase::CaughtUp;
+                        reader.needs_catch_up = true;
+                    }
+                    break;
+                }
+            }
+            if handled > 0 {
+                self.idle_since = None;
             }
             if handled >= self.options.batch {
                 self.next_reader = (at + 1) % count;
@@ -461,6 +482,24 @@ impl SourceBookkeeping {
         }
     }
 }
+
+/// Admits one message of `reader`'s partition, recording its position as consumed; the time its
+/// effects were sent at.
+fn admit(
+    reader: &mut PartitionReader,
+    incoming: Incoming<'_>,
+    end: Option<i64>,
+    capability: Time,
+    rules: &Rules,
+    effects: &mut Effects,
+    state: &mut SourceState,
+) -> Time {
+    state
+        .offsets
+        .consumed(&reader.partition, incoming.offset + 1);
+    reader.admit(incoming, end, capability, rules, effects, &mut state.counts)
+}
+
 /// Logs an error the consumer reported (of `partition`, if it was one's); one that repeats, as
 /// "all brokers down" does every 100 ms while they are, at most once per interval.
 fn warn_consumer_error(partition: Option<&Partition>, error: &KafkaError) {

@@ -17,6 +17,7 @@
 //!   as its methods.
 //! - `partition.rs`: one partition as the source reads it: phase, watermark, stamping, end
 //!   detection, and its metrics.
+//! - `batch_queue.rs`: a partition's queue read in batches through librdkafka's batch call.
 //! - `admission.rs`: what one message does: a reading (on time and stamped, or late) or a dead
 //!   letter, every effect at one time, and the partition position after it.
 //! - `coordination.rs`: a small side dataflow through which workers tell each other how far
@@ -35,6 +36,7 @@
 //!   topic, tracking which dataflow times the broker has acknowledged.
 
 pub mod admission;
+pub mod batch_queue;
 mod bookkeeping;
 pub mod committer;
 pub mod config;
