@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(line_formats json_fast_path format_detection bounded_lines kafka_admission changelog checkpoint_chunk)
+[[ ${#targets[@]} -gt 0 ]] || targets=(line_formats json_fast_path format_detection bounded_lines kafka_admission changelog checkpoint_chunk dashboard_input)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
 
 # Seeds: the selector byte of line_formats picks the format (0 JSON, 1 KETI, 2 Intel).
@@ -22,6 +22,7 @@ seed json_fast_path canonical '{"room":"r007","sensor":"temperature","ts":170000
 seed json_fast_path spaced '{"room": "413", "sensor": "co2", "ts": 1377299100000, "value": -400.5}'
 seed format_detection json 'a.jsonl\x00{"room": "1"}'
 seed bounded_lines lines '\x03\x05ab\ncdefgh\n\nij'
+seed dashboard_input messages '{"collection":"window_averages","operation":"upsert","key":{"room":"1","sensor":"co2","window_start":0},"data":{"room":"1","sensor":"co2","window_start":0,"count":1,"sum":400,"avg":400},"time":60000}\n{"collection":"temperature_deltas","operation":"upsert","key":{"room":"1","ts":5},"data":{"room":"1","ts":5,"prev_ts":1,"value":21.5,"prev_value":21,"delta":0.5},"time":60000}\n{"source":"f:1","reason":"late","room":"1","sensor":"co2","ts":1,"value":2}\n{"room":"1"}'
 
 cargo +nightly fuzz build --fuzz-dir fuzz -O >/dev/null
 for target in "${targets[@]}"; do

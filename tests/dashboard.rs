@@ -322,6 +322,41 @@ fn a_changes_file_is_applied_by_key_followed_and_started_over_when_replaced() {
 }
 
 #[test]
+fn the_part_files_of_several_processes_make_one_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = [
+        dir.path().join("changes.0.jsonl"),
+        dir.path().join("changes.1.jsonl"),
+    ];
+    append(&parts[0], &[room_average("east", "co2", 2, 810.0, 60_000)]);
+    append(&parts[1], &[room_average("west", "co2", 1, 395.5, 60_000)]);
+    append(
+        &dir.path().join("dead_letters.jsonl"),
+        &[
+            json!({"source": "in.jsonl:2", "reason": "missing field `ts`", "line": "{}"})
+                .to_string(),
+        ],
+    );
+    let changes = format!("{},{}", parts[0].display(), parts[1].display());
+    let dashboard = Dashboard::start(&["--changes", &changes]);
+    let building = dashboard.building_when(Duration::from_secs(10), |building| {
+        building["counters"]["changes"] == 2 && building["counters"]["dead_letters"]["total"] == 1
+    });
+    assert_eq!(
+        sensor(room(&building, "east"), "co2")["all_time"]["avg"],
+        405.0
+    );
+    assert_eq!(
+        sensor(room(&building, "west"), "co2")["all_time"]["avg"],
+        395.5
+    );
+    // The directory's dead letters are read once, not once per part file.
+    std::thread::sleep(Duration::from_millis(300));
+    let building = dashboard.json("/api/building");
+    assert_eq!(building["counters"]["dead_letters"]["total"], 1);
+}
+
+#[test]
 fn a_missing_changes_file_fails_at_start_with_what_to_do() {
     let output = common::roomflow(&["dashboard", "--changes", "/nonexistent/changes.jsonl"]);
     assert!(!output.status.success());

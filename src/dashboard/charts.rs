@@ -14,6 +14,7 @@ const FLAT: RGBColor = RGBColor(107, 114, 128);
 
 /// A line chart of `points` (epoch ms, value), a marker on each.
 pub fn line(points: &[(i64, f64)]) -> Result<String, String> {
+    let points = &plotted(points);
     draw(points, |chart| {
         chart
             .draw_series(LineSeries::new(
@@ -34,6 +35,7 @@ pub fn line(points: &[(i64, f64)]) -> Result<String, String> {
 
 /// The temperature deltas (epoch ms, delta), a marker each: red above zero, blue below, grey at.
 pub fn deltas(points: &[(i64, f64)]) -> Result<String, String> {
+    let points = &plotted(points);
     draw(points, |chart| {
         let x_range = chart.x_range();
         chart
@@ -59,11 +61,33 @@ pub fn deltas(points: &[(i64, f64)]) -> Result<String, String> {
 type Chart<'a, 'b> = ChartContext<
     'a,
     SVGBackend<'b>,
-    Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
+/// The largest magnitude a value is drawn at: a chart is a picture (the exact values are in the
+/// API), and any message on alpha may carry any number.
+const MAX_DRAWN: f64 = 1e15;
+
+/// The last instant a time axis shows: the end of year 9999, as event times are checked on input.
+const MAX_TIME_MS: f64 = 253_402_300_799_999.0;
+
+/// `points` as drawn: times within 1970..9999, values within ±[`MAX_DRAWN`], so the axes'
+/// arithmetic stays finite whatever arrived.
+fn plotted(points: &[(i64, f64)]) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .map(|(ms, value)| {
+            let value = if value.is_nan() { 0.0 } else { *value };
+            (
+                (*ms as f64).clamp(0.0, MAX_TIME_MS),
+                value.clamp(-MAX_DRAWN, MAX_DRAWN),
+            )
+        })
+        .collect()
+}
+
 fn draw(
-    points: &[(i64, f64)],
+    points: &[(f64, f64)],
     series: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
 ) -> Result<String, String> {
     let mut svg = String::new();
@@ -71,7 +95,7 @@ fn draw(
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|error| error.to_string())?;
         let (x_range, y_range) = ranges(points);
-        let span = x_range.end - x_range.start;
+        let span = (x_range.end - x_range.start) as i64;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(28)
@@ -83,7 +107,7 @@ fn draw(
             .x_labels(6)
             .y_labels(5)
             .label_style(("sans-serif", 13))
-            .x_label_formatter(&|ms| time_label(*ms, span))
+            .x_label_formatter(&|ms| time_label(*ms as i64, span))
             .y_label_formatter(&|value| format!("{value:.2}"))
             .light_line_style(BLACK.mix(0.05))
             .bold_line_style(BLACK.mix(0.12))
@@ -97,8 +121,8 @@ fn draw(
 
 /// The axes' ranges: the points' extent, padded so no marker sits on the frame, and something
 /// sensible for one point or none.
-fn ranges(points: &[(i64, f64)]) -> (std::ops::Range<i64>, std::ops::Range<f64>) {
-    let (mut x_min, mut x_max) = (i64::MAX, i64::MIN);
+fn ranges(points: &[(f64, f64)]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let (mut x_min, mut x_max) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut y_min, mut y_max) = (f64::INFINITY, f64::NEG_INFINITY);
     for (x, y) in points {
         x_min = x_min.min(*x);
@@ -107,12 +131,12 @@ fn ranges(points: &[(i64, f64)]) -> (std::ops::Range<i64>, std::ops::Range<f64>)
         y_max = y_max.max(*y);
     }
     if points.is_empty() {
-        return (0..60_000, 0.0..1.0);
+        return (0.0..60_000.0, 0.0..1.0);
     }
-    let x_pad = ((x_max - x_min) / 20).max(30_000);
+    let x_pad = ((x_max - x_min) / 20.0).max(30_000.0);
     let y_pad = ((y_max - y_min) * 0.1).max(0.05 * y_max.abs().max(1.0));
     (
-        x_min.saturating_sub(x_pad)..x_max.saturating_add(x_pad),
+        (x_min - x_pad)..(x_max + x_pad),
         (y_min - y_pad)..(y_max + y_pad),
     )
 }
@@ -154,5 +178,21 @@ mod tests {
     fn no_point_or_one_point_still_draws() {
         assert_eq!(line(&[]).unwrap().matches("<circle").count(), 0);
         assert_eq!(line(&[(5, 1.0)]).unwrap().matches("<circle").count(), 1);
+    }
+
+    #[test]
+    fn any_values_alpha_can_carry_still_draw() {
+        let cases: [&[(i64, f64)]; 5] = [
+            &[(i64::MIN, 1.0), (i64::MAX, 2.0)],
+            &[(0, f64::MAX), (60_000, f64::MIN)],
+            &[(0, 1e-300), (1, -1e-300)],
+            &[(5, 0.0), (5, 0.0)],
+            &[(-86_400_000_000_000, 1.0), (86_400_000_000_000, 1.0)],
+        ];
+        for points in cases {
+            let svg = line(points).unwrap_or_else(|error| panic!("{points:?}: {error}"));
+            assert_eq!(svg.matches("<circle").count(), points.len(), "{points:?}");
+            deltas(points).unwrap();
+        }
     }
 }
