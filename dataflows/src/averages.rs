@@ -18,7 +18,9 @@
 //! once; no reading can reach a window at or after its expiry (an admitted reading is stamped
 //! before it, see `horizon.rs`), so nothing follows it.
 
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::CountTotal;
+use differential_dataflow::trace::implementations::{KeyBatcher, KeySpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Map, Partition};
@@ -27,6 +29,7 @@ use timely::dataflow::operators::Concat;
 use crate::combine::combine;
 use crate::horizon::Time;
 use crate::reading::{EventTime, Name, Reading};
+use crate::sized::MapSized;
 use crate::sum_count::SumCount;
 use crate::windows::{Emit, WindowAverage, Windows};
 
@@ -129,21 +132,27 @@ pub fn averages<'s>(
     };
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the
     // cancellation after combining costs one update per window and batch, not per reading.
+    // Keyed as `(aggregate, ())` here rather than by `count_total`'s own `arrange_by_self`, whose
+    // `map` would give every time an 8 KiB container (see `sized.rs`).
     let with_expiries = contributions
         .inner
-        .flat_map(move |(aggregate, time, total)| {
+        .flat_map_sized(move |(aggregate, time, total)| {
             let expiry = match &aggregate {
-                Aggregate::Window(.., start) => {
-                    Some((aggregate.clone(), windows.expiry(*start), total.negated()))
-                }
+                Aggregate::Window(.., start) => Some((
+                    (aggregate.clone(), ()),
+                    windows.expiry(*start),
+                    total.negated(),
+                )),
                 Aggregate::Room(..) => None,
             };
-            std::iter::once((aggregate, time, total)).chain(expiry)
+            std::iter::once(((aggregate, ()), time, total)).chain(expiry)
         });
+    let arranged: Arranged<'s, TraceAgent<KeySpine<Aggregate, Time, SumCount>>> = with_expiries
+        .as_collection()
+        .arrange_named("Arrange: CountTotal", KeyBatcher::new);
     // Three parts, by what each update is: a room's aggregate, a window's, or the retraction that
     // seals a window.
-    let mut parts = with_expiries
-        .as_collection()
+    let mut parts = arranged
         .count_total()
         .inner
         .partition(3, move |((aggregate, total), time, diff)| {
@@ -179,8 +188,10 @@ pub fn averages<'s>(
             }
         }
     };
+    // Sized containers: the aggregates of a fine tick are a few per time, and timely's `map`
+    // would give each time 8 KiB (see `sized.rs`).
     let room_averages = rooms
-        .map(|((aggregate, total), time, diff)| match aggregate {
+        .map_sized(|((aggregate, total), time, diff)| match aggregate {
             Aggregate::Room(room, sensor) => (
                 RoomAverage {
                     room,
@@ -195,7 +206,7 @@ pub fn averages<'s>(
         })
         .as_collection();
     let window_averages = windowed
-        .map(|((aggregate, total), time, diff)| match aggregate {
+        .map_sized(|((aggregate, total), time, diff)| match aggregate {
             Aggregate::Window(room, sensor, window_start) => (
                 WindowAverage {
                     room,

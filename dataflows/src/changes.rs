@@ -21,6 +21,7 @@ use crate::deltas::TemperatureDelta;
 use crate::held::HeldByTime;
 use crate::horizon::Time;
 use crate::records::Record;
+use crate::sized::GiveSized;
 use crate::windows::WindowAverage;
 use crate::Collections;
 
@@ -203,7 +204,7 @@ pub fn key_changes_of<'s, R: Record>(
                         time,
                         change: typed(change),
                     });
-                    output.session(&capability).give_iterator(changes);
+                    output.session(&capability).give_sized(changes);
                 }
             }
         })
@@ -306,6 +307,45 @@ mod tests {
                 KeyChange::Delete(average("a", 1, 5).key()),
                 KeyChange::Upsert(average("b", 2, 10)),
             ]
+        );
+    }
+
+    #[test]
+    fn each_time_changes_arrive_in_a_container_of_their_size() {
+        use differential_dataflow::input::Input;
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::channels::pact::Pipeline;
+
+        // Room a's average at times 0, 2 and 3: one change per time, as a fine tick gives.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        timely::execute_directly(move |worker| {
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, averages) = scope.new_collection::<RoomAverage, isize>();
+                key_changes_of(averages, CollectionChange::RoomAverages).sink(
+                    Pipeline,
+                    "Containers",
+                    move |(input, _)| {
+                        input.for_each(|_, container| {
+                            let shape = (container.len(), container.capacity());
+                            let times: Vec<Time> = container.iter().map(|c| c.time).collect();
+                            sink.lock().unwrap().push((shape, times));
+                        });
+                    },
+                );
+                input
+            });
+            input.insert(average("a", 1, 10));
+            for time in 2..=3 {
+                input.advance_to(time);
+                input.remove(average("a", time as i64 - 1, 10 * (time as i128 - 1)));
+                input.insert(average("a", time as i64, 10 * time as i128));
+            }
+        });
+        // Timely's container builder would have given each change a container of 8 KiB.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![((1, 1), vec![0]), ((1, 1), vec![2]), ((1, 1), vec![3])]
         );
     }
 

@@ -32,6 +32,7 @@ use timely::dataflow::Stream;
 use crate::horizon::Time;
 use crate::kept_state::{KeptState, Update};
 use crate::reading::Reading;
+use crate::sized::GiveSized;
 use crate::Settings;
 
 pub use crate::kept_state::{Checkpointed, StateChange, StateKey};
@@ -129,7 +130,7 @@ fn keep_state<'s, O: Clone + 'static>(
                         {
                             let capability = marked.remove(&mark).expect("the first mark");
                             emit(&mut state, mark, &settings, &mut records);
-                            output.session(&capability).give_iterator(records.drain(..));
+                            output.session(&capability).give_sized(records.drain(..));
                             continue;
                         }
                     }

@@ -18,6 +18,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 
 use crate::horizon::Time;
+use crate::sized::GiveSized;
 
 /// The contributions `explode` makes of each record, added up per (key, time) over each batch:
 /// what `records.explode(explode)` is, with the updates of one batch already consolidated.
@@ -65,12 +66,12 @@ where
                         by_time.entry(time).or_default().push((key, time, diff));
                     }
                 }
-                // Through the container builder, in chunks of timely's usual size: a whole batch
-                // in one container would be a huge allocation, fresh from the OS every time.
+                // In chunks of timely's usual size: a whole batch in one container would be a
+                // huge allocation, fresh from the OS every time.
                 for (time, updates) in std::mem::take(&mut by_time) {
                     output
                         .session(&capabilities[&time])
-                        .give_iterator(updates.into_iter());
+                        .give_sized(updates.into_iter());
                 }
                 capabilities.clear();
             }

@@ -22,6 +22,7 @@ use timely::dataflow::operators::Capability;
 use crate::held::HeldByTime;
 use crate::horizon::{Horizon, Time};
 use crate::reading::{EventTime, Fixed, Name, Reading};
+use crate::sized::GiveSized;
 
 /// The change of a room's temperature between two consecutive readings.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -191,7 +192,7 @@ pub fn temperature_deltas<'s>(
                     consolidate(&mut changes);
                     output
                         .session(&capability)
-                        .give_iterator(changes.drain(..).map(|(delta, diff)| (delta, time, diff)));
+                        .give_sized(changes.drain(..).map(|(delta, diff)| (delta, time, diff)));
                 }
                 // Release settled readings now and then: it only bounds memory, so it need not
                 // run at every frontier step.

@@ -17,6 +17,7 @@
 //! - `keyed_state.rs`: the current value per key, kept from a collection's updates.
 //! - `changes.rs`: updates → per-key changes, the typed change every sink consumes, its envelope.
 //! - `held.rs`: updates held by time until the input frontier passes them.
+//! - `sized.rs`: output containers sized to what they hold, not timely's 8 KiB per session.
 //! - `kept_state.rs`: the state a worker keeps for checkpoints, taken whole or as changes.
 //! - `checkpoint.rs`: the state a job resumes from, taken at a mark, and how it is fed back.
 //!
@@ -48,6 +49,7 @@ pub mod merge;
 pub mod name;
 pub mod reading;
 pub mod records;
+pub mod sized;
 pub mod sum_count;
 pub mod windows;
 

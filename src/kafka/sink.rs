@@ -20,10 +20,10 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
+use roomflow_dataflows::sized::MapSized;
 use roomflow_dataflows::{Change, Time};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 
 use super::config::KafkaArgs;
@@ -212,8 +212,8 @@ pub fn kafka_sink<'s>(
 ) {
     let scope = changes.scope();
     let streams = vec![
-        changes.map(Outgoing::Change),
-        rejected.map(Outgoing::Rejected),
+        changes.map_sized(Outgoing::Change),
+        rejected.map_sized(Outgoing::Rejected),
     ];
     // Every change is encoded into these two, reused: no allocation per message.
     let (mut key, mut line) = (Vec::with_capacity(128), Vec::with_capacity(512));

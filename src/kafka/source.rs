@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use roomflow_dataflows::sized::GiveSized;
 use roomflow_dataflows::Time;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -135,7 +136,7 @@ pub fn kafka_source<'s>(
                     |stamp, run| {
                         output
                             .session(&for_readings.delayed(&stamp))
-                            .give_iterator(run);
+                            .give_sized(run);
                     },
                 );
                 let mut output = rejected_output.activate();
@@ -144,9 +145,7 @@ pub fn kafka_source<'s>(
                     |(_, time)| *time,
                     |time, run| {
                         let run = run.map(|(rejected, _)| rejected);
-                        output
-                            .session(&for_rejected.delayed(&time))
-                            .give_iterator(run);
+                        output.session(&for_rejected.delayed(&time)).give_sized(run);
                     },
                 );
                 let mut output = positions_output.activate();
@@ -157,7 +156,7 @@ pub fn kafka_source<'s>(
                         let run = run.map(|(position, _)| position);
                         output
                             .session(&for_positions.delayed(&time))
-                            .give_iterator(run);
+                            .give_sized(run);
                     },
                 );
                 state.offsets.snapshot(book.sent_up_to);

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::producer::Producer;
+use roomflow_dataflows::sized::MapSized;
 use roomflow_dataflows::{HeldByTime, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Stream;
 use timely::scheduling::Activator;
@@ -155,13 +155,13 @@ pub fn transactional_sink<'s>(
 ) {
     let scope = changes.scope();
     let streams = vec![
-        changes.map(|change| Outgoing::Change {
+        changes.map_sized(|change| Outgoing::Change {
             collection: Cow::Borrowed(change.collection()),
             key: change.message_key(),
             line: change.envelope_line(),
         }),
-        rejected.map(Outgoing::Rejected),
-        marks.map(|_| Outgoing::Mark),
+        rejected.map_sized(Outgoing::Rejected),
+        marks.map_sized(|_| Outgoing::Mark),
     ];
     let mut held: HeldByTime<Outgoing> = HeldByTime::default();
     // The worker loop wakes the sink after a commit.

@@ -12,10 +12,10 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use roomflow_dataflows::sized::MapSized;
 use roomflow_dataflows::{HeldByTime, Time};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 use tokio::sync::mpsc::{error::TrySendError, Sender};
 
@@ -122,9 +122,12 @@ pub fn mongo_sink<'s>(
     state: Rc<RefCell<MongoSinkState>>,
 ) {
     let scope = changes.scope();
-    let mut streams = vec![changes.map(Item::Change), rejected.map(Item::Rejected)];
+    let mut streams = vec![
+        changes.map_sized(Item::Change),
+        rejected.map_sized(Item::Rejected),
+    ];
     if let Some(readings) = readings {
-        streams.push(readings.map(|(reading, _, _)| Item::Reading(reading)));
+        streams.push(readings.map_sized(|(reading, _, _)| Item::Reading(reading)));
     }
     let mut pending: HeldByTime<Item> = HeldByTime::default();
     scope
