@@ -65,7 +65,8 @@ pub trait MapSized<'s, T: Timestamp, D> {
         L: FnMut(D) -> D2 + 'static;
 
     /// Timely's `flat_map`, with containers sized to what they hold: each input container's
-    /// results are gathered first (in a buffer the operator reuses), then sent sized.
+    /// results are gathered first, then sent as they are if they fill a container of timely's
+    /// preferred capacity, or copied into one of their size if they do not.
     fn flat_map_sized<I, L>(self, logic: L) -> StreamVec<'s, T, I::Item>
     where
         I: IntoIterator,
@@ -108,7 +109,13 @@ impl<'s, T: Timestamp, D: Clone + 'static> MapSized<'s, T, D> for StreamVec<'s, 
                 move |input, output| {
                     input.for_each(|stamp, container| {
                         results.extend(container.drain(..).flat_map(&mut logic));
-                        output.session(&stamp).give_sized(results.drain(..));
+                        let mut session = output.session(&stamp);
+                        if results.len() >= default_capacity::<I::Item>() {
+                            // Full enough: sent as it is, without copying (timely takes it).
+                            session.give_container(&mut results);
+                        } else {
+                            session.give_sized(results.drain(..));
+                        }
                     });
                 }
             },

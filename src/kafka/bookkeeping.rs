@@ -27,6 +27,29 @@ use super::source_options::{KafkaSourceOptions, LastMark, MarkTime, SourceState}
 use crate::telemetry::catalog;
 use crate::telemetry::repeats::RepeatedWarnings;
 
+/// How long the source waits for a new topic's metadata before assigning its partitions anyway.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks `consumer` for the metadata of the `assignment`'s topics not in `asked` yet. A partition
+/// assigned before its consumer knows the partition's leader waits for librdkafka's next leader
+/// query and then a 500 ms offset-query retry: the first message came 0.5–1 s after the
+/// assignment, against 20 ms with the metadata known. A failure only loses that head start.
+fn learn_leaders(
+    consumer: &SourceConsumer,
+    asked: &mut BTreeSet<String>,
+    assignment: &TopicPartitionList,
+) {
+    for element in assignment.elements() {
+        let topic = element.topic();
+        if !asked.insert(topic.to_string()) {
+            continue;
+        }
+        if let Err(error) = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
+            tracing::debug!(topic, %error, "no metadata before assigning; librdkafka asks later");
+        }
+    }
+}
+
 /// Where one partition's messages wait to be read: its own queue (split off the consumer's, and
 /// read in batches), and any that librdkafka delivered on the consumer's queue instead (kept in
 /// offset order, read first).
@@ -59,6 +82,8 @@ pub(super) struct SourceBookkeeping {
     readers: Vec<PartitionReader>,
     inboxes: Vec<Inbox>,
     owned: BTreeSet<Partition>,
+    /// Topics whose metadata this consumer has asked for (see `learn_leaders`).
+    topics_known: BTreeSet<String>,
     /// The discovery generation last assigned from.
     seen_generation: u64,
     /// Whether the first listing of partitions is in (later partitions start at the beginning).
@@ -107,6 +132,7 @@ impl SourceBookkeeping {
             readers: Vec::new(),
             inboxes: Vec::new(),
             owned: BTreeSet::new(),
+            topics_known: BTreeSet::new(),
             seen_generation: 0,
             listed: false,
             idle_since: None,
@@ -219,6 +245,7 @@ impl SourceBookkeeping {
         }
         self.listed = known.listed;
         if assignment.count() > 0 {
+            learn_leaders(&self.consumer, &mut self.topics_known, &assignment);
             match self.consumer.incremental_assign(&assignment) {
                 Ok(()) => tracing::info!(
                     worker = self.index,

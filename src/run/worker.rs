@@ -237,6 +237,12 @@ fn clients(plan: &JobPlan, index: usize) -> Result<JobClients, String> {
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
             ("auto.offset.reset", "earliest"),
+            // librdkafka stops fetching a partition whose queue holds `queued.min.messages`
+            // (100,000) and looks again only after this backoff (1 s by default). The source
+            // empties such a queue in a fraction of that while catching up, then found nothing
+            // to read: a 1M-reading catch-up stalled for most of a second (see
+            // docs/performance.md).
+            ("fetch.queue.backoff.ms", "10"),
         ])
         .create_with_context(QuietEof)
         .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
