@@ -6,7 +6,6 @@
 //! Every worker of every process applies the same [`owner`] function to what it sees, so each
 //! partition is read by exactly one worker without any negotiation.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -86,7 +85,8 @@ pub struct Known {
 pub struct Discovery {
     /// What it found.
     pub known: Arc<Mutex<Known>>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -100,14 +100,15 @@ impl Discovery {
         let consumer: BaseConsumer<QuietEof> =
             kafka.client_config(&[]).create_with_context(QuietEof)?;
         let known = Arc::new(Mutex::new(Known::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (known_t, stop_t) = (known.clone(), stop.clone());
+        // Dropping the sender (when the `Discovery` goes) wakes the thread at once.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let known_t = known.clone();
         let thread = std::thread::Builder::new()
             .name("kafka-discovery".into())
             .spawn(move || {
                 let mut failing = false;
                 let mut missing_reported: Vec<String> = Vec::new();
-                while !stop_t.load(Ordering::Relaxed) {
+                loop {
                     match list(&consumer, &selection) {
                         Ok(mut found) => {
                             if failing {
@@ -152,16 +153,16 @@ impl Discovery {
                             failing = true;
                         }
                     }
-                    let mut waited = Duration::ZERO;
-                    while waited < interval && !stop_t.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
-                        waited += Duration::from_millis(50);
+                    if stopped.recv_timeout(interval)
+                        != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    {
+                        break;
                     }
                 }
             })?;
         Ok(Discovery {
             known,
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -169,7 +170,7 @@ impl Discovery {
 
 impl Drop for Discovery {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
