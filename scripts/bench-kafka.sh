@@ -79,7 +79,7 @@ broker_cpu() { if [[ -n "$BROKER_PID" ]]; then cpu "$1" "$2"; else echo "n/a (no
 count() { ((HAVE_KCAT)) || { echo -1; return; }; kcat -b "$BROKERS" -Q $(for p in $(seq 0 $(($2 - 1))); do echo -t "$1:$p:-1"; done) | awk '{ n += $NF } END { print n }'; }
 METRICS_PORT="${BENCH_METRICS_PORT:-19611}"
 # The job's consumer lag from its own gauge, read in one scrape: the sum over partitions, then
-# the largest of one partition (the source coarsens stamps above --catch-up-lag, 10,000).
+# the largest of one partition (the source coarsens stamps above --catch-up-lag, 1,000).
 lag() {
   curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
     awk '/^roomflow_kafka_consumer_lag_messages/ { n += $NF; if ($NF > m) m = $NF } END { print n + 0, m + 0 }'

@@ -103,15 +103,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = EmitMode::Updates, env = "ROOMFLOW_EMIT")]
     pub emit: EmitMode,
     /// Granularity of dataflow time while a partition works through a backlog (by default more
-    /// than 10,000 messages behind its end): one version per key and catch-up tick instead of per
+    /// than 1,000 messages behind its end): one version per key and catch-up tick instead of per
     /// tick. A multiple of --tick; equal to --tick to turn coalescing off.
     #[arg(long, value_parser = duration, default_value = "60s", env = "ROOMFLOW_CATCH_UP_TICK")]
     pub catch_up_tick: Duration,
     /// Backlog (messages between a partition's position and its end) above which the partition
-    /// is catching up.
+    /// is catching up. (At 10,000, the last 10,000 messages of every partition's backlog were
+    /// stamped at fine ticks: a quarter of a 1M-reading catch-up's CPU for 4 % of its messages.
+    /// A live job's backlog stays in the hundreds even at 100,000 readings/s.)
     #[arg(
         long,
-        default_value_t = 10_000,
+        default_value_t = 1_000,
         hide = true,
         env = "ROOMFLOW_CATCH_UP_LAG"
     )]

@@ -13,7 +13,7 @@
 //! computation is, rather than from where it paused.
 //!
 //! **Catching up.** A partition far behind its end (a backlog of more than `--catch-up-lag`,
-//! 10,000 messages by default; e.g. when the job starts from the earliest offsets) is read at a coarser granularity
+//! 1,000 messages by default; e.g. when the job starts from the earliest offsets) is read at a coarser granularity
 //! of dataflow time, `--catch-up-tick`: the changes a backlog causes are coalesced to one version
 //! per key and coarse tick instead of one per fine tick, which cuts the alpha traffic of a restart
 //! several times over. Final values are the same; once a partition is caught up, its readings
