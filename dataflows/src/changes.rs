@@ -20,6 +20,7 @@ use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
 use crate::held::HeldByTime;
 use crate::horizon::Time;
+use crate::json::{write_number, WriteJson};
 use crate::records::Record;
 use crate::sized::GiveSized;
 use crate::windows::WindowAverage;
@@ -121,16 +122,12 @@ impl Change {
 
     /// Writes the message key (as [`Change::message_key`]) and the envelope line (as
     /// [`Change::envelope_line`]) into `key` and `envelope`, which are cleared first: a sink
-    /// that keeps the two buffers encodes every change without allocating.
+    /// that keeps the two buffers encodes every change without allocating. The same bytes,
+    /// written by hand (`json.rs`) rather than through serde.
     pub fn write_message(&self, key: &mut Vec<u8>, envelope: &mut Vec<u8>) {
         key.clear();
         envelope.clear();
-        with_key_change!(&self.change, change => {
-            serde_json::to_writer(&mut *key, &(collection_of(change), change.key()))
-                .expect("keys serialize");
-            serde_json::to_writer(&mut *envelope, &Envelope::new(change, self.time))
-                .expect("envelopes serialize");
-        })
+        with_key_change!(&self.change, change => write_message_of(change, self.time, key, envelope))
     }
 
     /// The key as a compact JSON array of its fields' values, in order (e.g.
@@ -149,6 +146,39 @@ impl Change {
             KeyChange::Delete(_) => None,
         })
     }
+}
+
+fn write_message_of<R: Record>(
+    change: &KeyChange<R>,
+    time: Time,
+    key: &mut Vec<u8>,
+    envelope: &mut Vec<u8>,
+) {
+    // Collection names are literals that need no escaping.
+    key.extend_from_slice(b"[\"");
+    key.extend_from_slice(R::COLLECTION.as_bytes());
+    key.extend_from_slice(b"\",");
+    let key_start = key.len();
+    match change {
+        KeyChange::Upsert(record) => record.key().write_json(key),
+        KeyChange::Delete(record_key) => record_key.write_json(key),
+    }
+    key.push(b']');
+    envelope.extend_from_slice(b"{\"collection\":\"");
+    envelope.extend_from_slice(R::COLLECTION.as_bytes());
+    envelope.extend_from_slice(match change {
+        KeyChange::Upsert(_) => b"\",\"operation\":\"upsert\",\"key\":".as_slice(),
+        KeyChange::Delete(_) => b"\",\"operation\":\"delete\",\"key\":".as_slice(),
+    });
+    envelope.extend_from_slice(&key[key_start..key.len() - 1]);
+    envelope.extend_from_slice(b",\"data\":");
+    match change {
+        KeyChange::Upsert(record) => record.json().write_json(envelope),
+        KeyChange::Delete(_) => envelope.extend_from_slice(b"null"),
+    }
+    envelope.extend_from_slice(b",\"time\":");
+    write_number(envelope, &time);
+    envelope.push(b'}');
 }
 
 fn collection_of<R: Record>(_: &KeyChange<R>) -> &'static str {
@@ -369,6 +399,32 @@ mod tests {
                         room: "a\"b".into(),
                         ts: 5,
                     },
+                )),
+            },
+            Change {
+                time: u64::MAX,
+                change: CollectionChange::WindowAverages(KeyChange::Upsert(WindowAverage {
+                    room: "salle été\\\n".into(),
+                    sensor: "co2".into(),
+                    window_start: -60_000,
+                    count: 0,
+                    sum: 0,
+                })),
+            },
+            Change {
+                time: 0,
+                change: CollectionChange::TemperatureDeltas(KeyChange::Upsert(TemperatureDelta {
+                    room: "a-room-name-longer-than-sixteen".into(),
+                    ts: 1_700_000_000_123,
+                    prev_ts: 1_700_000_000_000,
+                    value: crate::reading::Fixed(21_500_000),
+                    prev_value: crate::reading::Fixed(-3_250_000),
+                })),
+            },
+            Change {
+                time: 9,
+                change: CollectionChange::RoomAverages(KeyChange::Delete(
+                    average("\u{1}", 1, 1).key(),
                 )),
             },
         ] {

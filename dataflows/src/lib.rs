@@ -14,6 +14,7 @@
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
 //! - `records.rs`: each output record's key, JSON shape and when it is final.
+//! - `json.rs`: the records', keys' and envelope's JSON written by hand, as serde_json writes it.
 //! - `keyed_state.rs`: the current value per key, kept from a collection's updates.
 //! - `changes.rs`: updates → per-key changes, the typed change every sink consumes, its envelope.
 //! - `held.rs`: updates held by time until the input frontier passes them.
@@ -43,6 +44,7 @@ pub mod combine;
 pub mod deltas;
 pub mod held;
 pub mod horizon;
+pub mod json;
 pub mod kept_state;
 pub mod keyed_state;
 pub mod merge;

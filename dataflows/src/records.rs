@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
+use crate::json::{write_number, write_str, WriteJson};
 use crate::reading::{mean_to_f64, sum_to_f64, EventTime, Name};
 use crate::windows::{WindowAverage, Windows};
 
@@ -20,9 +21,9 @@ pub trait Record: differential_dataflow::ExchangeData + Hash {
     /// The collection's name, as written in outputs.
     const COLLECTION: &'static str;
     /// The key: one value per key at any time.
-    type Key: Clone + Ord + Hash + Debug + Serialize + Send + 'static;
+    type Key: Clone + Ord + Hash + Debug + Serialize + WriteJson + Send + 'static;
     /// The output shape, with the derived fields (`avg`, `delta`) computed.
-    type Json<'a>: Serialize
+    type Json<'a>: Serialize + WriteJson
     where
         Self: 'a;
     /// This record's key.
@@ -168,5 +169,176 @@ impl Record for TemperatureDelta {
     fn settles_at(&self, _: &Windows) -> Option<EventTime> {
         // No reading at or before `ts` can arrive once `ts` is settled.
         Some(self.ts.saturating_add(1))
+    }
+}
+
+impl WriteJson for RoomSensorKey {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, &self.room);
+        out.extend_from_slice(b",\"sensor\":");
+        write_str(out, &self.sensor);
+        out.push(b'}');
+    }
+}
+
+impl WriteJson for RoomAverageJson<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, self.room);
+        out.extend_from_slice(b",\"sensor\":");
+        write_str(out, self.sensor);
+        out.extend_from_slice(b",\"count\":");
+        write_number(out, &self.count);
+        out.extend_from_slice(b",\"sum\":");
+        write_number(out, &self.sum);
+        out.extend_from_slice(b",\"avg\":");
+        write_number(out, &self.avg);
+        out.push(b'}');
+    }
+}
+
+impl WriteJson for WindowKey {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, &self.room);
+        out.extend_from_slice(b",\"sensor\":");
+        write_str(out, &self.sensor);
+        out.extend_from_slice(b",\"window_start\":");
+        write_number(out, &self.window_start);
+        out.push(b'}');
+    }
+}
+
+impl WriteJson for WindowAverageJson<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, self.room);
+        out.extend_from_slice(b",\"sensor\":");
+        write_str(out, self.sensor);
+        out.extend_from_slice(b",\"window_start\":");
+        write_number(out, &self.window_start);
+        out.extend_from_slice(b",\"count\":");
+        write_number(out, &self.count);
+        out.extend_from_slice(b",\"sum\":");
+        write_number(out, &self.sum);
+        out.extend_from_slice(b",\"avg\":");
+        write_number(out, &self.avg);
+        out.push(b'}');
+    }
+}
+
+impl WriteJson for RoomTimeKey {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, &self.room);
+        out.extend_from_slice(b",\"ts\":");
+        write_number(out, &self.ts);
+        out.push(b'}');
+    }
+}
+
+impl WriteJson for TemperatureDeltaJson<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"room\":");
+        write_str(out, self.room);
+        out.extend_from_slice(b",\"ts\":");
+        write_number(out, &self.ts);
+        out.extend_from_slice(b",\"prev_ts\":");
+        write_number(out, &self.prev_ts);
+        out.extend_from_slice(b",\"value\":");
+        write_number(out, &self.value);
+        out.extend_from_slice(b",\"prev_value\":");
+        write_number(out, &self.prev_value);
+        out.extend_from_slice(b",\"delta\":");
+        write_number(out, &self.delta);
+        out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::reading::Fixed;
+
+    /// Names of 0 to 24 characters (inline and heap names) drawn from characters that need
+    /// escaping, that do not, and multi-byte ones.
+    fn name(rng: &mut SmallRng) -> Name {
+        const CHARS: [char; 12] = [
+            'a', 'Z', '0', ' ', '"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '🌡', '/',
+        ];
+        let length = rng.gen_range(0..=24);
+        let text: String = (0..length)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())])
+            .collect();
+        Name::from(text.as_str())
+    }
+
+    fn time(rng: &mut SmallRng) -> EventTime {
+        match rng.gen_range(0..4) {
+            0 => rng.gen(),
+            1 => rng.gen_range(-1_000..1_000),
+            _ => rng.gen_range(1_600_000_000_000..1_800_000_000_000),
+        }
+    }
+
+    fn sum(rng: &mut SmallRng) -> i128 {
+        match rng.gen_range(0..3) {
+            0 => rng.gen::<i64>() as i128 * rng.gen_range(1..1_000_000) as i128,
+            1 => rng.gen_range(-1_000_000_000..1_000_000_000),
+            _ => 0,
+        }
+    }
+
+    fn count(rng: &mut SmallRng) -> i64 {
+        // 0 gives a NaN average, which serde_json writes as null.
+        rng.gen_range(0..5_000_000)
+    }
+
+    fn same_as_serde<T: Serialize + WriteJson>(value: &T) {
+        let mut out = b"kept".to_vec();
+        value.write_json(&mut out);
+        let mut expected = b"kept".to_vec();
+        serde_json::to_writer(&mut expected, value).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&expected)
+        );
+    }
+
+    #[test]
+    fn hand_written_json_is_serde_jsons_for_random_records_and_keys() {
+        let mut rng = SmallRng::seed_from_u64(17);
+        for _ in 0..20_000 {
+            let average = RoomAverage {
+                room: name(&mut rng),
+                sensor: name(&mut rng),
+                count: count(&mut rng),
+                sum: sum(&mut rng),
+            };
+            same_as_serde(&average.json());
+            same_as_serde(&average.key());
+            let window = WindowAverage {
+                room: name(&mut rng),
+                sensor: name(&mut rng),
+                window_start: time(&mut rng),
+                count: count(&mut rng),
+                sum: sum(&mut rng),
+            };
+            same_as_serde(&window.json());
+            same_as_serde(&window.key());
+            let delta = TemperatureDelta {
+                room: name(&mut rng),
+                ts: time(&mut rng),
+                prev_ts: time(&mut rng),
+                value: Fixed(rng.gen_range(-1_000_000_000_000..1_000_000_000_000)),
+                prev_value: Fixed(rng.gen_range(-1_000_000_000_000..1_000_000_000_000)),
+            };
+            same_as_serde(&delta.json());
+            same_as_serde(&delta.key());
+        }
     }
 }

@@ -10,7 +10,8 @@ use roomflow_dataflows::{EventTime, HeldByTime, KeyedState, Record, Time, Window
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use super::files::{push_json_line, SharedFile, FLUSH_BYTES};
+use super::files::{SharedFile, FLUSH_BYTES};
+use roomflow_dataflows::json::WriteJson;
 
 /// Writes the final state of `collection` to `file`.
 ///
@@ -53,12 +54,14 @@ pub fn final_state<'s, R: Record>(
             {
                 let Reverse((_, key)) = settling.pop().expect("checked");
                 if let Some(record) = state.remove(&key) {
-                    push_json_line(&mut buffer, &record.json());
+                    record.json().write_json(&mut buffer);
+                    buffer.push(b'\n');
                 }
             }
             if frontier.is_none() {
                 for record in state.drain() {
-                    push_json_line(&mut buffer, &record.json());
+                    record.json().write_json(&mut buffer);
+                    buffer.push(b'\n');
                 }
                 settling.clear();
             }
