@@ -34,6 +34,18 @@ pub fn read_to_end(
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
+    // Partitions with nothing in them are not read: a consumer assigned to a partition it has
+    // just learnt of fetches only after librdkafka's 500 ms offset-query retry, and an empty
+    // topic (a new job's state topic) cost exactly that to find empty.
+    let partitions: Vec<i32> = partitions
+        .into_iter()
+        .filter(|partition| {
+            !matches!(
+                consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10)),
+                Ok((low, high)) if low >= high
+            )
+        })
+        .collect();
     if partitions.is_empty() {
         return Ok(0);
     }
