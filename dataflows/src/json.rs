@@ -40,6 +40,29 @@ pub fn write_number<T: Serialize>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(&mut *out, value).expect("numbers serialize");
 }
 
+/// Writes a JSON object of literal field names, in order: `str` values as strings, `num` values
+/// as serde_json writes numbers. `write_object!(out, "room": str &room, "ts": num ts)`.
+macro_rules! write_object {
+    ($out:expr, $first:literal: $first_kind:ident $first_value:expr
+     $(, $name:literal: $kind:ident $value:expr)* $(,)?) => {{
+        let out: &mut Vec<u8> = $out;
+        out.extend_from_slice(concat!("{\"", $first, "\":").as_bytes());
+        $crate::json::write_object!(@value out, $first_kind, $first_value);
+        $(
+            out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes());
+            $crate::json::write_object!(@value out, $kind, $value);
+        )*
+        out.push(b'}');
+    }};
+    (@value $out:ident, str, $value:expr) => {
+        $crate::json::write_str($out, $value)
+    };
+    (@value $out:ident, num, $value:expr) => {
+        $crate::json::write_number($out, &$value)
+    };
+}
+pub(crate) use write_object;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
-use crate::json::{write_number, write_str, WriteJson};
+use crate::json::{write_object, WriteJson};
 use crate::reading::{mean_to_f64, sum_to_f64, EventTime, Name};
 use crate::windows::{WindowAverage, Windows};
 
@@ -174,85 +174,61 @@ impl Record for TemperatureDelta {
 
 impl WriteJson for RoomSensorKey {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, &self.room);
-        out.extend_from_slice(b",\"sensor\":");
-        write_str(out, &self.sensor);
-        out.push(b'}');
+        write_object!(out, "room": str &self.room, "sensor": str &self.sensor);
     }
 }
 
 impl WriteJson for RoomAverageJson<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, self.room);
-        out.extend_from_slice(b",\"sensor\":");
-        write_str(out, self.sensor);
-        out.extend_from_slice(b",\"count\":");
-        write_number(out, &self.count);
-        out.extend_from_slice(b",\"sum\":");
-        write_number(out, &self.sum);
-        out.extend_from_slice(b",\"avg\":");
-        write_number(out, &self.avg);
-        out.push(b'}');
+        write_object!(out,
+            "room": str self.room,
+            "sensor": str self.sensor,
+            "count": num self.count,
+            "sum": num self.sum,
+            "avg": num self.avg,
+        );
     }
 }
 
 impl WriteJson for WindowKey {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, &self.room);
-        out.extend_from_slice(b",\"sensor\":");
-        write_str(out, &self.sensor);
-        out.extend_from_slice(b",\"window_start\":");
-        write_number(out, &self.window_start);
-        out.push(b'}');
+        write_object!(out,
+            "room": str &self.room,
+            "sensor": str &self.sensor,
+            "window_start": num self.window_start,
+        );
     }
 }
 
 impl WriteJson for WindowAverageJson<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, self.room);
-        out.extend_from_slice(b",\"sensor\":");
-        write_str(out, self.sensor);
-        out.extend_from_slice(b",\"window_start\":");
-        write_number(out, &self.window_start);
-        out.extend_from_slice(b",\"count\":");
-        write_number(out, &self.count);
-        out.extend_from_slice(b",\"sum\":");
-        write_number(out, &self.sum);
-        out.extend_from_slice(b",\"avg\":");
-        write_number(out, &self.avg);
-        out.push(b'}');
+        write_object!(out,
+            "room": str self.room,
+            "sensor": str self.sensor,
+            "window_start": num self.window_start,
+            "count": num self.count,
+            "sum": num self.sum,
+            "avg": num self.avg,
+        );
     }
 }
 
 impl WriteJson for RoomTimeKey {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, &self.room);
-        out.extend_from_slice(b",\"ts\":");
-        write_number(out, &self.ts);
-        out.push(b'}');
+        write_object!(out, "room": str &self.room, "ts": num self.ts);
     }
 }
 
 impl WriteJson for TemperatureDeltaJson<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"room\":");
-        write_str(out, self.room);
-        out.extend_from_slice(b",\"ts\":");
-        write_number(out, &self.ts);
-        out.extend_from_slice(b",\"prev_ts\":");
-        write_number(out, &self.prev_ts);
-        out.extend_from_slice(b",\"value\":");
-        write_number(out, &self.value);
-        out.extend_from_slice(b",\"prev_value\":");
-        write_number(out, &self.prev_value);
-        out.extend_from_slice(b",\"delta\":");
-        write_number(out, &self.delta);
-        out.push(b'}');
+        write_object!(out,
+            "room": str self.room,
+            "ts": num self.ts,
+            "prev_ts": num self.prev_ts,
+            "value": num self.value,
+            "prev_value": num self.prev_value,
+            "delta": num self.delta,
+        );
     }
 }
 
