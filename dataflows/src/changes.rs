@@ -108,22 +108,26 @@ impl Change {
     /// The message key of the alpha topic, `["<collection>",<key as JSON object>]`: the topic is
     /// partitioned by it, so each key's changes stay in order on one partition.
     pub fn message_key(&self) -> String {
-        with_key_change!(&self.change, change => {
-            serde_json::to_string(&(collection_of(change), change.key())).expect("keys serialize")
-        })
+        self.message().0
     }
 
-    /// The envelope as one JSON line (without the newline).
+    /// The envelope as one JSON line (without the newline): [`Envelope`] as serde_json writes it.
     pub fn envelope_line(&self) -> String {
-        with_key_change!(&self.change, change => {
-            serde_json::to_string(&Envelope::new(change, self.time)).expect("envelopes serialize")
-        })
+        self.message().1
+    }
+
+    /// The message key and the envelope line, as new strings.
+    pub fn message(&self) -> (String, String) {
+        let (mut key, mut envelope) = (Vec::new(), Vec::new());
+        self.write_message(&mut key, &mut envelope);
+        let utf8 = |bytes| String::from_utf8(bytes).expect("JSON written from strings is UTF-8");
+        (utf8(key), utf8(envelope))
     }
 
     /// Writes the message key (as [`Change::message_key`]) and the envelope line (as
     /// [`Change::envelope_line`]) into `key` and `envelope`, which are cleared first: a sink
-    /// that keeps the two buffers encodes every change without allocating. The same bytes,
-    /// written by hand (`json.rs`) rather than through serde.
+    /// that keeps the two buffers encodes every change without allocating. Written by hand
+    /// (`json.rs`): the bytes serde_json writes for the key and the [`Envelope`], tested against it.
     pub fn write_message(&self, key: &mut Vec<u8>, envelope: &mut Vec<u8>) {
         key.clear();
         envelope.clear();
@@ -429,8 +433,17 @@ mod tests {
             },
         ] {
             change.write_message(&mut key, &mut envelope);
-            assert_eq!(key, change.message_key().into_bytes());
-            assert_eq!(envelope, change.envelope_line().into_bytes());
+            // serde_json, the independent encoding.
+            let (serde_key, serde_envelope) = with_key_change!(&change.change, typed => (
+                serde_json::to_vec(&(collection_of(typed), typed.key())).unwrap(),
+                serde_json::to_vec(&Envelope::new(typed, change.time)).unwrap(),
+            ));
+            assert_eq!(key, serde_key);
+            assert_eq!(envelope, serde_envelope);
+            assert_eq!(
+                change.message(),
+                (change.message_key(), change.envelope_line())
+            );
         }
     }
 

@@ -155,10 +155,13 @@ pub fn transactional_sink<'s>(
 ) {
     let scope = changes.scope();
     let streams = vec![
-        changes.map_sized(|change| Outgoing::Change {
-            collection: Cow::Borrowed(change.collection()),
-            key: change.message_key(),
-            line: change.envelope_line(),
+        changes.map_sized(|change| {
+            let (key, line) = change.message();
+            Outgoing::Change {
+                collection: Cow::Borrowed(change.collection()),
+                key,
+                line,
+            }
         }),
         rejected.map_sized(Outgoing::Rejected),
         marks.map_sized(|_| Outgoing::Mark),

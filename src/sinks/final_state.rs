@@ -6,12 +6,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use differential_dataflow::VecCollection;
+use roomflow_dataflows::json::WriteJson;
 use roomflow_dataflows::{EventTime, HeldByTime, KeyedState, Record, Time, Windows};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
 use super::files::{SharedFile, FLUSH_BYTES};
-use roomflow_dataflows::json::WriteJson;
 
 /// Writes the final state of `collection` to `file`.
 ///
