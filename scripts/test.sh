@@ -12,6 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A fresh clone's build and the tests' services take a few GB; on a fuller disk cargo fails in the
+# middle of compiling librdkafka with a message that hides why, so say it first.
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if (( free_kib < 6 * 1024 * 1024 )); then
+  echo "test.sh: warning: only $((free_kib / 1024)) MiB free on this disk; building and testing needs about 6 GiB" >&2
+fi
+
 # The services this script started, stopped again on exit.
 started=()
 trap 'for service in "${started[@]}"; do scripts/$service.sh stop; done' EXIT

@@ -239,6 +239,7 @@ pub fn key_changes_of<'s, R: Record>(
                         change: typed(change),
                     });
                     output.session(&capability).give_sized(changes);
+                    pending.recycle(updates);
                 }
             }
         })

@@ -180,8 +180,10 @@ pub fn temperature_deltas<'s>(
                     }
                 });
                 let complete_before = frontier.frontier().first().copied();
-                while let Some((time, capability, batch)) = pending.pop_complete(complete_before) {
-                    for (room, ts, value) in batch {
+                while let Some((time, capability, mut batch)) =
+                    pending.pop_complete(complete_before)
+                {
+                    for (room, ts, value) in batch.drain(..) {
                         rooms.entry(room.clone()).or_default().insert(
                             &room,
                             ts,
@@ -189,6 +191,7 @@ pub fn temperature_deltas<'s>(
                             &mut changes,
                         );
                     }
+                    pending.recycle(batch);
                     consolidate(&mut changes);
                     output
                         .session(&capability)

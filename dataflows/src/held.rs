@@ -29,12 +29,19 @@ use crate::horizon::Time;
 /// capability to send that time's output at; `()` for a sink).
 pub struct HeldByTime<D, C = ()> {
     by_time: BTreeMap<Time, (C, Vec<D>)>,
+    /// Emptied vectors given back with [`HeldByTime::recycle`], reused for new times: a time's
+    /// vector then starts with room instead of growing (and copying) from empty every time.
+    spare: Vec<Vec<D>>,
 }
+
+/// How many emptied vectors are kept for reuse: a few times are in flight at once.
+const SPARE: usize = 4;
 
 impl<D, C> Default for HeldByTime<D, C> {
     fn default() -> Self {
         HeldByTime {
             by_time: BTreeMap::new(),
+            spare: Vec::new(),
         }
     }
 }
@@ -45,7 +52,7 @@ impl<D, C> HeldByTime<D, C> {
         &mut self
             .by_time
             .entry(time)
-            .or_insert_with(|| (token(), Vec::new()))
+            .or_insert_with(|| (token(), self.spare.pop().unwrap_or_default()))
             .1
     }
 
@@ -58,6 +65,14 @@ impl<D, C> HeldByTime<D, C> {
         }
         let (time, (token, items)) = entry.remove_entry();
         Some((time, token, items))
+    }
+
+    /// Gives back a vector taken out by [`HeldByTime::pop_complete`], for a later time to reuse.
+    pub fn recycle(&mut self, mut items: Vec<D>) {
+        if self.spare.len() < SPARE {
+            items.clear();
+            self.spare.push(items);
+        }
     }
 
     /// The least time held.
@@ -103,5 +118,20 @@ mod tests {
         assert_eq!(held.pop_complete(None), Some((30, 1, vec!["x", "y"])));
         assert!(held.is_empty());
         assert_eq!(held.pop_complete(None), None);
+    }
+
+    #[test]
+    fn a_recycled_vector_serves_the_next_time_with_its_room() {
+        let mut held: HeldByTime<u64> = HeldByTime::default();
+        held.entry(1).extend(0..100);
+        let (_, (), items) = held.pop_complete(None).unwrap();
+        assert_eq!(items.len(), 100);
+        let capacity = items.capacity();
+        held.recycle(items);
+        let reused = held.entry(2);
+        assert!(reused.is_empty());
+        assert_eq!(reused.capacity(), capacity);
+        reused.push(7);
+        assert_eq!(held.pop_complete(None), Some((2, (), vec![7])));
     }
 }

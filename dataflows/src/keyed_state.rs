@@ -29,7 +29,11 @@ impl<R: Record> Default for KeyedState<R> {
 
 impl<R: Record> KeyedState<R> {
     /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
-    pub fn apply(&mut self, updates: Vec<(R, isize)>, mut on_new_key: impl FnMut(&R::Key, &R)) {
+    pub fn apply(
+        &mut self,
+        updates: impl IntoIterator<Item = (R, isize)>,
+        mut on_new_key: impl FnMut(&R::Key, &R),
+    ) {
         // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
         // of its old value then finds the new one and leaves it. Retractions wait in a buffer
         // that is reused, so that a time's updates are not copied into two new vectors.

@@ -40,12 +40,13 @@ pub fn final_state<'s, R: Record>(
                 }
             });
             let frontier = frontier.frontier().first().copied();
-            while let Some((_, (), updates)) = pending.pop_complete(frontier) {
-                state.apply(updates, |key, record| {
+            while let Some((_, (), mut updates)) = pending.pop_complete(frontier) {
+                state.apply(updates.drain(..), |key, record| {
                     if let Some(settles_at) = record.settles_at(&windows) {
                         settling.push(Reverse((settles_at, key.clone())));
                     }
                 });
+                pending.recycle(updates);
             }
             let settled = horizon.settled_before(frontier);
             while settling
