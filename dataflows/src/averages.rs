@@ -73,18 +73,21 @@ pub fn averages<'s>(
     VecCollection<'s, Time, RoomAverage>,
     VecCollection<'s, Time, WindowAverage>,
 ) {
+    // Readings are combined per window only (one hash-map update per reading, not two); each
+    // window's combined total then counts for its room's all-time aggregate as well.
     let contributions = combine(readings, move |reading: Reading| {
-        let window = Aggregate::Window(
-            reading.room.clone(),
-            reading.sensor.clone(),
-            windows.start_of(reading.ts),
-        );
-        let contribution = SumCount::of(reading.value);
-        [
-            (Aggregate::Room(reading.room, reading.sensor), contribution),
-            (window, contribution),
-        ]
-    });
+        let window = Aggregate::Window(reading.room, reading.sensor, windows.start_of(reading.ts));
+        [(window, SumCount::of(reading.value))]
+    })
+    .inner
+    .flat_map_sized(|(aggregate, time, total)| {
+        let room = match &aggregate {
+            Aggregate::Window(room, sensor, _) => Aggregate::Room(room.clone(), sensor.clone()),
+            Aggregate::Room(..) => unreachable!("combined per window"),
+        };
+        [(room, time, total), (aggregate, time, total)]
+    })
+    .as_collection();
     let mut sealed_at_restore = None;
     let contributions = match restored {
         None => contributions,

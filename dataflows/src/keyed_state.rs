@@ -54,9 +54,11 @@ impl<R: Record> KeyedState<R> {
             }
         }
         for record in self.retractions.drain(..) {
-            let key = record.key();
-            if self.values.get(&key) == Some(&record) {
-                self.values.remove(&key);
+            // One lookup: the key's slot, removed only if it still holds the retracted value.
+            if let Entry::Occupied(slot) = self.values.entry(record.key()) {
+                if *slot.get() == record {
+                    slot.remove();
+                }
             }
         }
     }

@@ -12,6 +12,11 @@ use super::inputs::{open, InputFile};
 use super::validity::{check_names, ValidRanges};
 use crate::streams::{RejectKind, Rejected};
 
+/// What a line stream yields: a reading with its line number, or a dead letter. The dead letter
+/// is boxed: it is rare and five times a reading's size, and every reading is moved through the
+/// merge in this enum, which takes the size of its largest variant.
+pub type LineItem = Item<Box<Rejected>>;
+
 /// One input read line by line into [`Item`]s: readings with their line number, or dead letters.
 pub struct LineStream {
     name: Arc<str>,
@@ -25,7 +30,7 @@ pub struct LineStream {
     bytes: Vec<u8>,
     parsed: Vec<Reading>,
     /// Readings of the current line not yet yielded (an Intel line holds four), reversed.
-    queued: Vec<Item<Rejected>>,
+    queued: Vec<LineItem>,
 }
 
 impl LineStream {
@@ -69,8 +74,8 @@ impl LineStream {
     }
 
     /// A dead letter about the input as a whole (it cannot be opened, or reading it failed).
-    fn input_failed(&self, reason: String) -> Item<Rejected> {
-        Item::Other(Rejected {
+    fn input_failed(&self, reason: String) -> LineItem {
+        Item::Other(Box::new(Rejected {
             kind: RejectKind::DeadLetter,
             source: self.location(),
             reason,
@@ -78,12 +83,17 @@ impl LineStream {
             line_bytes: None,
             reading: None,
             origin: None,
-        })
+        }))
     }
 
     /// A dead letter for the current line: `bytes` are (the beginning of) its `length` bytes.
-    fn unreadable(&self, reason: String, bytes: &[u8], length: u64) -> Item<Rejected> {
-        Item::Other(Rejected::unreadable(self.location(), reason, bytes, length))
+    fn unreadable(&self, reason: String, bytes: &[u8], length: u64) -> LineItem {
+        Item::Other(Box::new(Rejected::unreadable(
+            self.location(),
+            reason,
+            bytes,
+            length,
+        )))
     }
 
     /// Reads lines until one yields something; `false` at the end of the input.
@@ -156,10 +166,10 @@ impl LineStream {
                             },
                             // A name too long is kept as the line's excerpt, not as a reading
                             // whose name alone could be megabytes.
-                            Err(reason) if check_names(&reading).is_err() => Item::Other(
+                            Err(reason) if check_names(&reading).is_err() => Item::Other(Box::new(
                                 Rejected::unreadable(self.location(), reason, &self.bytes, length),
-                            ),
-                            Err(reason) => Item::Other(Rejected {
+                            )),
+                            Err(reason) => Item::Other(Box::new(Rejected {
                                 kind: RejectKind::DeadLetter,
                                 source: self.location(),
                                 reason,
@@ -167,7 +177,7 @@ impl LineStream {
                                 line_bytes: None,
                                 reading: Some(reading),
                                 origin: None,
-                            }),
+                            })),
                         };
                         self.queued.push(item);
                     }
@@ -189,9 +199,9 @@ impl LineStream {
 }
 
 impl Iterator for LineStream {
-    type Item = Item<Rejected>;
+    type Item = LineItem;
 
-    fn next(&mut self) -> Option<Item<Rejected>> {
+    fn next(&mut self) -> Option<LineItem> {
         if let Some(item) = self.queued.pop() {
             return Some(item);
         }

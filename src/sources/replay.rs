@@ -135,7 +135,7 @@ pub fn replay<'s>(
                         options.horizon.lateness_ms,
                         None,
                     )),
-                    Event::Other { item, .. } => rejections.push(item),
+                    Event::Other { item, .. } => rejections.push(*item),
                 }
             }
             if !buffer.is_empty() {
