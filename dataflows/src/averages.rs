@@ -1,15 +1,15 @@
 //! `room_averages` and `window_averages`: per (room, sensor), the count, sum and mean of every
 //! reading applied so far, and the same per tumbling event-time window.
 //!
-//! Both are sums, so both are computed by one arrangement: each reading is exploded into its
-//! contribution to its room's all-time aggregate and to its window, contributions are combined per
-//! key and time where they are produced, and `count_total` accumulates them per key. State is one
-//! accumulated `SumCount` per key.
+//! Both are sums, so both are computed by one operator: each reading is combined into its window's
+//! contribution per time where it is produced, each window's contribution also counts for its
+//! room's all-time aggregate, and `running_totals` (`totals.rs`: `count_total` without an
+//! arrangement) accumulates them per key. State is one accumulated `SumCount` per key.
 //!
 //! What a window receives is received twice: once now, and once negated at the window's
 //! *expiry*, the first dataflow time at which the window can no longer change (its end plus the
-//! lateness). The negation empties the window's accumulation, so differential compacts its state
-//! away; the retraction that `count_total` then reports is filtered out, because it says "sealed",
+//! lateness). The negation empties the window's accumulation, so its state is dropped; the
+//! retraction that `running_totals` then reports is filtered out, because it says "sealed",
 //! not "deleted". State is thus proportional to the keys and to the windows inside the lateness
 //! horizon, and every sealed window keeps its final value in the output.
 //!
@@ -18,9 +18,6 @@
 //! once; no reading can reach a window at or after its expiry (an admitted reading is stamped
 //! before it, see `horizon.rs`), so nothing follows it.
 
-use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::operators::CountTotal;
-use differential_dataflow::trace::implementations::{KeyBatcher, KeySpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Map, Partition};
@@ -31,6 +28,7 @@ use crate::horizon::Time;
 use crate::reading::{EventTime, Name, Reading};
 use crate::sized::MapSized;
 use crate::sum_count::SumCount;
+use crate::totals::running_totals;
 use crate::windows::{Emit, WindowAverage, Windows};
 
 /// The all-time aggregate of one sensor of one room.
@@ -135,29 +133,20 @@ pub fn averages<'s>(
     };
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the
     // cancellation after combining costs one update per window and batch, not per reading.
-    // Keyed as `(aggregate, ())` here rather than by `count_total`'s own `arrange_by_self`, whose
-    // `map` would give every time an 8 KiB container (see `sized.rs`).
     let with_expiries = contributions
         .inner
         .flat_map_sized(move |(aggregate, time, total)| {
             let expiry = match &aggregate {
-                Aggregate::Window(.., start) => Some((
-                    (aggregate.clone(), ()),
-                    windows.expiry(*start),
-                    total.negated(),
-                )),
+                Aggregate::Window(.., start) => {
+                    Some((aggregate.clone(), windows.expiry(*start), total.negated()))
+                }
                 Aggregate::Room(..) => None,
             };
-            std::iter::once(((aggregate, ()), time, total)).chain(expiry)
+            std::iter::once((aggregate, time, total)).chain(expiry)
         });
-    let arranged: Arranged<'s, TraceAgent<KeySpine<Aggregate, Time, SumCount>>> = with_expiries
-        .as_collection()
-        .arrange_named("Arrange: CountTotal", KeyBatcher::new);
     // Three parts, by what each update is: a room's aggregate, a window's, or the retraction that
     // seals a window.
-    let mut parts = arranged
-        .count_total()
-        .inner
+    let mut parts = running_totals(with_expiries)
         .partition(3, move |((aggregate, total), time, diff)| {
             let part = match &aggregate {
                 Aggregate::Room(..) => 0,

@@ -1,10 +1,11 @@
 //! `combine`: explodes records into keyed contributions and adds them up, per (key, time), on the
-//! worker that has them, before they are exchanged and arranged (a combiner, as in map-reduce).
+//! worker that has them, before they are exchanged and accumulated (a combiner, as in
+//! map-reduce).
 //!
-//! Arranging sorts every update it receives. Readings explode into one update per reading, but
-//! what the aggregates need is one update per key and time: combining each batch in a hash map
-//! first cuts the updates the arrangements sort by the number of readings per key and tick, and
-//! the retractions that seal a window by the number of readings in the window.
+//! Readings explode into one update per reading, but what the aggregates need is one update per
+//! key and time: combining each batch in a hash map first cuts the updates that are exchanged,
+//! held by time and accumulated by the number of readings per key and tick, and the retractions
+//! that seal a window by the number of readings in the window.
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;

@@ -34,7 +34,7 @@ pub struct Horizon {
     /// How far (ms) behind its stream's newest event time a reading may be and still be applied.
     pub lateness_ms: i64,
     /// Granularity (ms) of dataflow time: readings stamped within one tick are consolidated
-    /// before they reach any arrangement, and outputs change at most once per tick per key.
+    /// before they reach any stateful operator, and outputs change at most once per tick per key.
     pub tick_ms: i64,
 }
 

@@ -28,12 +28,8 @@ impl<R: Record> Default for KeyedState<R> {
 }
 
 impl<R: Record> KeyedState<R> {
-    /// Applies one time's consolidated updates; `on_new_key` sees each key that had no value.
-    pub fn apply(
-        &mut self,
-        updates: impl IntoIterator<Item = (R, isize)>,
-        mut on_new_key: impl FnMut(&R::Key, &R),
-    ) {
+    /// Applies one time's consolidated updates.
+    pub fn apply(&mut self, updates: impl IntoIterator<Item = (R, isize)>) {
         // Insert first: a key whose value is replaced keeps a value throughout, and the retraction
         // of its old value then finds the new one and leaves it. Retractions wait in a buffer
         // that is reused, so that a time's updates are not copied into two new vectors.
@@ -43,15 +39,7 @@ impl<R: Record> KeyedState<R> {
                 continue;
             }
             debug_assert_eq!(diff, 1, "one value per key: {record:?}");
-            match self.values.entry(record.key()) {
-                Entry::Occupied(mut slot) => {
-                    slot.insert(record);
-                }
-                Entry::Vacant(slot) => {
-                    on_new_key(slot.key(), &record);
-                    slot.insert(record);
-                }
-            }
+            self.values.insert(record.key(), record);
         }
         for record in self.retractions.drain(..) {
             // One lookup: the key's slot, removed only if it still holds the retracted value.
@@ -61,11 +49,6 @@ impl<R: Record> KeyedState<R> {
                 }
             }
         }
-    }
-
-    /// Removes and returns the value of `key`.
-    pub fn remove(&mut self, key: &R::Key) -> Option<R> {
-        self.values.remove(key)
     }
 
     /// Removes and returns every value.
@@ -101,21 +84,14 @@ mod tests {
     #[test]
     fn keyed_state_follows_replacements_and_deletions() {
         let mut state = KeyedState::default();
-        let mut new_keys = Vec::new();
-        state.apply(
-            vec![(average("a", 1, 5), 1), (average("b", 1, 4), 1)],
-            |key, _| new_keys.push(key.room.to_string()),
-        );
+        state.apply(vec![(average("a", 1, 5), 1), (average("b", 1, 4), 1)]);
+        assert_eq!(state.len(), 2);
         // At the next time: a is replaced (insertion listed before the retraction), b deleted.
-        state.apply(
-            vec![
-                (average("a", 2, 9), 1),
-                (average("a", 1, 5), -1),
-                (average("b", 1, 4), -1),
-            ],
-            |key, _| new_keys.push(key.room.to_string()),
-        );
-        assert_eq!(new_keys, vec!["a", "b"]);
+        state.apply(vec![
+            (average("a", 2, 9), 1),
+            (average("a", 1, 5), -1),
+            (average("b", 1, 4), -1),
+        ]);
         assert_eq!(state.len(), 1);
         assert_eq!(state.drain().collect::<Vec<_>>(), vec![average("a", 2, 9)]);
     }

@@ -9,13 +9,15 @@
 //! - `horizon.rs`: lateness per input stream, dataflow timestamps, and when state is settled.
 //! - `sum_count.rs`: the difference type that accumulates sums and counts.
 //! - `combine.rs`: adds up each batch's updates per key and time before they are arranged.
-//! - `averages.rs`: `room_averages` and `window_averages`, one arrangement for both.
+//! - `averages.rs`: `room_averages` and `window_averages`, one running total per key for both.
+//! - `totals.rs`: running totals per key, what `count_total` gives, without an arrangement.
 //! - `windows.rs`: window boundaries, when a window is sealed, and when it is emitted.
 //! - `merge.rs`: the streaming k-way merge of input streams by event time, judging lateness.
 //! - `deltas.rs`: `temperature_deltas`, with corrections for out-of-order readings.
 //! - `records.rs`: each output record's key, JSON shape and when it is final.
 //! - `json.rs`: the records', keys' and envelope's JSON written by hand, as serde_json writes it.
 //! - `keyed_state.rs`: the current value per key, kept from a collection's updates.
+//! - `settling.rs`: the same, ordered by when each key settles, for sinks that write final records.
 //! - `changes.rs`: updates → per-key changes, the typed change every sink consumes, its envelope.
 //! - `held.rs`: updates held by time until the input frontier passes them.
 //! - `sized.rs`: output containers sized to what they hold, not timely's 8 KiB per session.
@@ -51,8 +53,10 @@ pub mod merge;
 pub mod name;
 pub mod reading;
 pub mod records;
+pub mod settling;
 pub mod sized;
 pub mod sum_count;
+pub mod totals;
 pub mod windows;
 
 pub use averages::{averages, RoomAverage};
@@ -65,6 +69,7 @@ pub use keyed_state::KeyedState;
 pub use merge::{Event, Item, Merge};
 pub use reading::{EventTime, Fixed, Name, Reading};
 pub use records::Record;
+pub use settling::SettlingState;
 pub use windows::{Emit, WindowAverage, Windows};
 
 use differential_dataflow::VecCollection;

@@ -33,7 +33,7 @@ pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>,
                 });
                 let complete_before = frontier.frontier().first().copied();
                 while let Some((_, (), mut updates)) = pending.pop_complete(complete_before) {
-                    state.apply(updates.drain(..), |_, _| {});
+                    state.apply(updates.drain(..));
                     pending.recycle(updates);
                 }
                 match (frontier.frontier().first(), capability.as_mut()) {
