@@ -79,6 +79,15 @@ impl RoomSeries {
         value: Fixed,
         changes: &mut Vec<(TemperatureDelta, isize)>,
     ) {
+        // Nearly every reading is the room's newest: its predecessor is the last one held, and
+        // no successor's delta changes. (The general case below looks up four times.)
+        if let Some((&last_ts, &last_value)) = self.readings.last_key_value() {
+            if ts > last_ts {
+                changes.push((Self::delta(room, (ts, value), (last_ts, last_value)), 1));
+                self.readings.insert(ts, value);
+                return;
+            }
+        }
         let replaced = match self.readings.get(&ts).copied() {
             Some(existing) if existing >= value => return,
             existing => existing,

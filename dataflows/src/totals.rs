@@ -34,7 +34,6 @@
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::ExchangeData;
@@ -76,7 +75,7 @@ where
             while let Some((time, capability, mut updates)) = pending.pop_complete(complete_before)
             {
                 // One update per key (and none that adds nothing), so each key changes once.
-                consolidate(&mut updates);
+                consolidate_unstable(&mut updates);
                 for (key, diff) in updates.drain(..) {
                     match totals.entry(key) {
                         Entry::Occupied(mut total) => {
@@ -99,6 +98,20 @@ where
             }
         }
     })
+}
+
+/// Adds up the updates of each key and drops those that add nothing, in no particular order:
+/// differential's `consolidate` sorts stably, through a scratch buffer the size of the updates.
+fn consolidate_unstable<K: Ord, R: Semigroup>(updates: &mut Vec<(K, R)>) {
+    updates.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+    updates.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            earlier.1.plus_equals(&later.1);
+        }
+        same
+    });
+    updates.retain(|(_, diff)| !diff.is_zero());
 }
 
 #[cfg(test)]
