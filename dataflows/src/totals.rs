@@ -54,12 +54,14 @@ pub fn running_totals<'s, K, R>(
 ) -> StreamVec<'s, Time, ((K, R), Time, isize)>
 where
     K: ExchangeData + Hash,
-    R: Semigroup + timely::ExchangeData,
+    R: Semigroup + PartialEq + timely::ExchangeData,
 {
     let route = Exchange::new(|(key, _, _): &(K, Time, R)| key.hashed());
     updates.unary_frontier(route, "RunningTotals", |_, _| {
         let mut pending: HeldByTime<(K, R), Capability<Time>> = HeldByTime::default();
-        let mut totals: FxHashMap<K, R> = FxHashMap::default();
+        let mut totals: FxHashMap<K, Running<R>> = FxHashMap::default();
+        // Keys touched at the time being applied, each once.
+        let mut touched: Vec<K> = Vec::new();
         let mut changes = Vec::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|cap, containers| {
@@ -74,44 +76,66 @@ where
             let complete_before = frontier.frontier().first().copied();
             while let Some((time, capability, mut updates)) = pending.pop_complete(complete_before)
             {
-                // One update per key (and none that adds nothing), so each key changes once.
-                consolidate_unstable(&mut updates);
+                // Add every update to its key's total, remembering each key's total before the
+                // time; then one change per key touched. (Consolidating the time's updates first
+                // meant sorting them, which cost more than the second lookup.)
                 for (key, diff) in updates.drain(..) {
                     match totals.entry(key) {
-                        Entry::Occupied(mut total) => {
-                            changes.push(((total.key().clone(), total.get().clone()), time, -1));
-                            total.get_mut().plus_equals(&diff);
-                            if total.get().is_zero() {
-                                total.remove();
-                            } else {
-                                changes.push(((total.key().clone(), total.get().clone()), time, 1));
+                        Entry::Occupied(mut slot) => {
+                            let running = slot.get_mut();
+                            if let Before::Untouched = running.before {
+                                running.before = Before::Was(running.total.clone());
+                                touched.push(slot.key().clone());
                             }
+                            slot.get_mut().total.plus_equals(&diff);
                         }
                         Entry::Vacant(slot) => {
-                            changes.push(((slot.key().clone(), diff.clone()), time, 1));
-                            slot.insert(diff);
+                            touched.push(slot.key().clone());
+                            slot.insert(Running {
+                                total: diff,
+                                before: Before::Absent,
+                            });
                         }
                     }
                 }
                 pending.recycle(updates);
+                for key in touched.drain(..) {
+                    let Entry::Occupied(mut slot) = totals.entry(key) else {
+                        unreachable!("a touched key has a total until its changes are out")
+                    };
+                    let running = slot.get_mut();
+                    match std::mem::replace(&mut running.before, Before::Untouched) {
+                        Before::Was(old) if old == running.total => continue,
+                        Before::Was(old) => changes.push(((slot.key().clone(), old), time, -1)),
+                        Before::Absent | Before::Untouched => {}
+                    }
+                    if slot.get().total.is_zero() {
+                        slot.remove();
+                    } else {
+                        let total = slot.get().total.clone();
+                        changes.push(((slot.key().clone(), total), time, 1));
+                    }
+                }
                 output.session(&capability).give_sized(changes.drain(..));
             }
         }
     })
 }
 
-/// Adds up the updates of each key and drops those that add nothing, in no particular order:
-/// differential's `consolidate` sorts stably, through a scratch buffer the size of the updates.
-fn consolidate_unstable<K: Ord, R: Semigroup>(updates: &mut Vec<(K, R)>) {
-    updates.sort_unstable_by(|x, y| x.0.cmp(&y.0));
-    updates.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            earlier.1.plus_equals(&later.1);
-        }
-        same
-    });
-    updates.retain(|(_, diff)| !diff.is_zero());
+/// A key's total, and what it was before the time being applied.
+struct Running<R> {
+    total: R,
+    before: Before<R>,
+}
+
+/// A key's total before the time being applied.
+enum Before<R> {
+    /// Not touched at this time (yet).
+    Untouched,
+    /// The key had no total (it was zero).
+    Absent,
+    /// The key's total.
+    Was(R),
 }
 
 #[cfg(test)]
