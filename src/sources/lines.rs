@@ -96,17 +96,18 @@ impl LineStream {
         )))
     }
 
-    /// Reads lines until one yields something; `false` at the end of the input.
-    fn read_line(&mut self) -> bool {
+    /// Reads lines until one yields something, and returns the first thing (the rest of the
+    /// line's wait in `queued`); `None` at the end of the input.
+    fn read_item(&mut self) -> Option<LineItem> {
         loop {
             let Some(reader) = self.reader.as_mut() else {
-                return false;
+                return None;
             };
             let read = read_line(reader, &mut self.bytes, self.max_line_bytes);
             let length = match read {
                 Ok(LineRead::End) => {
                     self.reader = None;
-                    return false;
+                    return None;
                 }
                 Ok(LineRead::Line) => self.bytes.len() as u64,
                 Ok(LineRead::TooLong { length }) => length,
@@ -116,10 +117,23 @@ impl LineStream {
                     self.line_number += 1;
                     self.queued
                         .push(self.input_failed(format!("read error: {error}")));
-                    return true;
+                    return self.queued.pop();
                 }
             };
             self.line_number += 1;
+            // The canonical JSON line of a plausible reading, nearly every line of a recording:
+            // straight out, without the vectors that lines of several readings or of errors go
+            // through.
+            if let (Ok(LineRead::Line), Format::Json) = (&read, self.format) {
+                if let Some(reading) = formats::scan_json_line(&self.bytes) {
+                    if self.valid.check(&reading).is_ok() {
+                        return Some(Item::Reading {
+                            reading,
+                            position: self.line_number,
+                        });
+                    }
+                }
+            }
             let bytes = std::mem::take(&mut self.bytes);
             let outcome = if let Ok(LineRead::TooLong { length }) = read {
                 Err(self.unreadable(
@@ -182,11 +196,11 @@ impl LineStream {
                         self.queued.push(item);
                     }
                     self.parsed = parsed;
-                    return true;
+                    return self.queued.pop();
                 }
                 Err(dead_letter) => {
                     self.queued.push(dead_letter);
-                    return true;
+                    return self.queued.pop();
                 }
             }
         }
@@ -205,11 +219,7 @@ impl Iterator for LineStream {
         if let Some(item) = self.queued.pop() {
             return Some(item);
         }
-        if self.read_line() {
-            self.queued.pop()
-        } else {
-            None
-        }
+        self.read_item()
     }
 }
 
