@@ -21,6 +21,8 @@ pub struct Fixed(pub i64);
 impl Fixed {
     /// Micro-units per unit.
     pub const SCALE: i64 = 1_000_000;
+    /// Decimal digits of [`Fixed::SCALE`]: units are millionths.
+    pub const SCALE_DIGITS: u32 = 6;
 
     /// The fixed-point value nearest to `value`, or `None` if it is not finite or does not fit.
     ///

@@ -21,6 +21,9 @@ use super::MAX_TS;
 /// Most digits of `ts` or `value` the scanner reads; longer numbers go to the general path.
 const MAX_DIGITS: usize = 15;
 
+/// `10^k` for `k` up to the fixed-point scale's digits.
+const POWERS_OF_TEN_U64: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
 /// `10^k` for `k` up to [`MAX_DIGITS`], each exact as a double.
 const POWERS_OF_TEN: [f64; MAX_DIGITS + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -91,7 +94,7 @@ fn scan_any_order(line: &[u8]) -> Option<Reading> {
 }
 
 /// The reading of a line's four fields, or `None` where the general parser must word an error.
-fn reading(room: &str, sensor: &str, ts: i64, value: f64) -> Option<Reading> {
+fn reading(room: &str, sensor: &str, ts: i64, value: Decimal) -> Option<Reading> {
     if room.is_empty() || sensor.is_empty() || ts > MAX_TS {
         return None;
     }
@@ -99,7 +102,7 @@ fn reading(room: &str, sensor: &str, ts: i64, value: f64) -> Option<Reading> {
         room: Name::from(room),
         sensor: Name::from(sensor),
         ts,
-        value: Fixed::from_f64(value)?,
+        value: value.to_fixed()?,
     })
 }
 
@@ -223,7 +226,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A decimal `-?int(.frac)?` of at most [`MAX_DIGITS`] digits, without exponent.
-    fn decimal(&mut self) -> Option<f64> {
+    fn decimal(&mut self) -> Option<Decimal> {
         let negative = self.peek() == Some(b'-');
         if negative {
             self.at += 1;
@@ -245,8 +248,54 @@ impl<'a> Scanner<'a> {
         if matches!(self.peek(), Some(b'e' | b'E')) {
             return None;
         }
-        let magnitude = significand as f64 / POWERS_OF_TEN[fraction_digits];
-        Some(if negative { -magnitude } else { magnitude })
+        Some(Decimal {
+            negative,
+            significand,
+            fraction_digits,
+        })
+    }
+}
+
+/// A decimal as written: `-`, its digits as an integer, how many of them follow the point.
+#[derive(Clone, Copy, Debug)]
+struct Decimal {
+    negative: bool,
+    significand: u64,
+    fraction_digits: usize,
+}
+
+/// Fixed-point values up to this many units are computed from a decimal's digits exactly (see
+/// [`Decimal::to_fixed`]); 2^40 units is a value of about 1.1 million.
+const EXACT_UNITS: u64 = 1 << 40;
+
+impl Decimal {
+    /// The double nearest to the decimal, as the general parser reads it.
+    fn to_f64(self) -> f64 {
+        let magnitude = self.significand as f64 / POWERS_OF_TEN[self.fraction_digits];
+        if self.negative {
+            -magnitude
+        } else {
+            magnitude
+        }
+    }
+
+    /// `Fixed::from_f64(self.to_f64())`, without the division where that is the decimal's own
+    /// value in millionths: with at most 6 fraction digits and under [`EXACT_UNITS`], the double
+    /// times 10^6 is within 2^40 * 2^-51 of that integer, far less than the half that rounding
+    /// would need to go elsewhere.
+    fn to_fixed(self) -> Option<Fixed> {
+        let scale = Fixed::SCALE_DIGITS as usize;
+        if self.fraction_digits <= scale {
+            let units = self
+                .significand
+                .checked_mul(POWERS_OF_TEN_U64[scale - self.fraction_digits])
+                .filter(|&units| units < EXACT_UNITS);
+            if let Some(units) = units {
+                let units = units as i64;
+                return Some(Fixed(if self.negative { -units } else { units }));
+            }
+        }
+        Fixed::from_f64(self.to_f64())
     }
 }
 
@@ -345,6 +394,32 @@ mod tests {
         }
     }
 
+    /// Around the largest fixed-point value taken from the digits: the same as from the double.
+    #[test]
+    fn fixed_values_from_digits_are_those_of_the_doubles() {
+        for text in [
+            "1099511.627775",
+            "1099511.627776",
+            "1099511.627777",
+            "-1099511.627776",
+            "1099511.6277765",
+            "999999999999999",
+            "0.0000005",
+            "-0.0000005",
+            "0.000001",
+            "-0",
+            "21.53",
+        ] {
+            let mut scanner = Scanner {
+                bytes: text.as_bytes(),
+                at: 0,
+            };
+            let decimal = scanner.decimal().expect("a plain decimal");
+            let exact: f64 = text.parse().unwrap();
+            assert_eq!(decimal.to_fixed(), Fixed::from_f64(exact), "{text}");
+        }
+    }
+
     /// Random decimals of up to 15 digits: the scanner's double is the correctly rounded one,
     /// which is also what serde_json gives (with `float_roundtrip`, as the tests build it).
     #[test]
@@ -372,11 +447,17 @@ mod tests {
                 bytes: text.as_bytes(),
                 at: 0,
             };
-            let scanned = scanner.decimal().expect("a plain decimal");
+            let decimal = scanner.decimal().expect("a plain decimal");
+            let scanned = decimal.to_f64();
             let exact: f64 = text.parse().unwrap();
             let serde: f64 = serde_json::from_str(&text).unwrap();
             assert_eq!(scanned.to_bits(), exact.to_bits(), "{text}");
             assert_eq!(scanned.to_bits(), serde.to_bits(), "{text}");
+            assert_eq!(
+                decimal.to_fixed(),
+                Fixed::from_f64(exact),
+                "{text}: the fixed-point value the double gives"
+            );
         }
     }
 
