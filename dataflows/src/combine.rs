@@ -42,13 +42,18 @@ where
             let mut by_time: BTreeMap<Time, Vec<(K, Time, R)>> = BTreeMap::new();
             move |input, output| {
                 input.for_each_stamp(|cap, containers| {
+                    // Records come in runs of one time: one capability lookup per run.
+                    let mut run_time = None;
                     for container in containers {
                         for (record, time, multiplicity) in container.drain(..) {
                             // Only inserted records (readings) come here.
                             debug_assert_eq!(multiplicity, 1, "combine takes inserted records");
-                            capabilities
-                                .entry(time)
-                                .or_insert_with(|| cap.delayed(&time, 0));
+                            if run_time != Some(time) {
+                                capabilities
+                                    .entry(time)
+                                    .or_insert_with(|| cap.delayed(&time, 0));
+                                run_time = Some(time);
+                            }
                             for (key, diff) in explode(record) {
                                 match totals.entry((key, time)) {
                                     Entry::Occupied(mut total) => {
