@@ -6,8 +6,8 @@
 //! trace with cursors, so that other operators can share it and so that partially ordered times
 //! work. The aggregates here need none of that: dataflow times are totally ordered and nothing
 //! shares the trace, so a time's totals follow from the previous totals and that time's updates.
-//! The arrangement's sorting, merging and cursors were a sixth of a replay's cycles; this is one
-//! hash-map update per key and time.
+//! The arrangement's sorting, merging and cursors were a sixth of a replay's cycles; this is a
+//! hash-map update per update, and one more lookup per key that changed at the time.
 //!
 //! The output is exactly `count_total`'s: at each time, for each key whose total changed, the old
 //! `(key, total)` retracted (unless it was zero) and the new one inserted (unless it is zero).
