@@ -24,7 +24,14 @@ impl Fixed {
     /// Decimal digits of [`Fixed::SCALE`]: units are millionths.
     pub const SCALE_DIGITS: u32 = 6;
 
-    /// The fixed-point value nearest to `value`, or `None` if it is not finite or does not fit.
+    /// The largest magnitude, in units, that a value may have: about 2.25 billion. Up to it, a
+    /// value written as a double (the JSON outputs, alpha) reads back as the same units (the
+    /// double times 10^6 is within units * 2^-52 < 0.5 of them); beyond it, not always. No
+    /// sensor reads that much: larger values are refused as out of range.
+    pub const MAX_UNITS: i64 = 1 << 51;
+
+    /// The fixed-point value nearest to `value`, or `None` if it is not finite or its magnitude
+    /// is over [`Fixed::MAX_UNITS`].
     ///
     /// Values are rounded to six decimals; every sensor value of the recorded data sets has at
     /// most four.
@@ -33,8 +40,7 @@ impl Fixed {
             return None;
         }
         let scaled = (value * Self::SCALE as f64).round();
-        // 9.2e12 units is far beyond any plausible sensor value; refusing keeps sums exact.
-        if scaled.abs() >= 9.0e18 {
+        if scaled.abs() > Self::MAX_UNITS as f64 {
             return None;
         }
         Some(Fixed(scaled as i64))
@@ -102,6 +108,30 @@ mod tests {
         assert_eq!(Fixed::from_f64(f64::NAN), None);
         assert_eq!(Fixed::from_f64(f64::INFINITY), None);
         assert_eq!(Fixed::from_f64(1e300), None);
+    }
+
+    /// Every value a reading may have survives the outputs: written as its double (as the JSON
+    /// outputs and alpha write it) and read back, the same units. Found by the line_formats
+    /// fuzz target: 3,772,913,729,908 did not (it came back 512 units off), and is now refused.
+    #[test]
+    fn values_survive_their_double_and_larger_ones_are_refused() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = SmallRng::seed_from_u64(23);
+        let round_trip = |units: i64| {
+            let text = serde_json::to_string(&Fixed(units).to_f64()).unwrap();
+            Fixed::from_f64(text.parse().unwrap())
+        };
+        for _ in 0..200_000 {
+            let magnitude = rng.gen_range(0..=51);
+            let units = rng.gen_range(0..=(1i64 << magnitude)) * if rng.gen() { 1 } else { -1 };
+            assert_eq!(round_trip(units), Some(Fixed(units)), "{units}");
+        }
+        for units in [Fixed::MAX_UNITS, -Fixed::MAX_UNITS, Fixed::MAX_UNITS - 1] {
+            assert_eq!(round_trip(units), Some(Fixed(units)), "{units}");
+        }
+        assert_eq!(Fixed::from_f64(3_772_913_729_908.0), None);
+        assert_eq!(Fixed::from_f64(2_251_799_813.685_249), None);
     }
 
     #[test]

@@ -172,6 +172,17 @@ mod tests {
         );
     }
 
+    /// Found by the line_formats fuzz target: a humidity of 3,772,913,729,908 became a reading
+    /// whose value did not survive the JSON outputs (it read back 512 millionths off). Values
+    /// over about 2.25 billion are out of range.
+    #[test]
+    fn intel_values_beyond_what_the_outputs_keep_are_out_of_range() {
+        assert_eq!(
+            intel("2404-02-20 00:59:16.05 7 1 1.984 3772913729908 .664"),
+            Err("`humidity` is out of range".to_owned())
+        );
+    }
+
     #[test]
     fn intel_malformed_lines() {
         let mut out = vec![reading("kept", "x", 1, 1)];
