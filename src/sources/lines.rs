@@ -100,9 +100,7 @@ impl LineStream {
     /// line's wait in `queued`); `None` at the end of the input.
     fn read_item(&mut self) -> Option<LineItem> {
         loop {
-            let Some(reader) = self.reader.as_mut() else {
-                return None;
-            };
+            let reader = self.reader.as_mut()?;
             let read = read_line(reader, &mut self.bytes, self.max_line_bytes);
             let length = match read {
                 Ok(LineRead::End) => {
