@@ -6,10 +6,11 @@
 #    shard files) with `--out` and with `--mongo`, -w 2, best of BENCH_RUNS (default 3) each;
 #    readings/s of both, their ratio, and MongoDB round trips per 1,000 changes (changes counted
 #    with --changes).
-# 2. Restart: publish the same readings to a topic, run the job over them with --mongo until
-#    idle (it checkpoints as it goes and at the end), publish BENCH_MORE (default 10k) more
-#    readings, and time the restart: from start until those are processed, written to MongoDB
-#    and the job is idle (the idle wait is subtracted).
+# 2. Restart after a kill: publish the same readings to a topic, run the job over them with
+#    --mongo until it has caught up and written a checkpoint after that, kill it (SIGKILL, at a
+#    random point up to a second later), publish BENCH_MORE (default 10k) more readings, and
+#    time the restart: from start until those are processed, written to MongoDB and the job is
+#    idle (the idle wait is subtracted), with its CPU and the broker's.
 #
 # 3. CPU: the sink's own cost, BENCH_SINK_CHANGES (default 200k) changes made in memory and
 #    written through the job's MongoDB sink operator by examples/sink_cost: roomflow's CPU
@@ -131,16 +132,38 @@ PY
   echo "== restart: $READINGS readings of history, $MORE since the checkpoint"
   "$BIN" publish "$input" --topic "$topic" --partitions 4 --progress never 2>/dev/null
   job=(run --topics "$topic" --group "bench-$RUN_ID" --alpha-topic "$topic.alpha" --dead-letter-topic "$topic.dead"
-       --mongo "$MONGO_URI" --mongo-db "restart$RUN_ID" -w 2 --exit-when-idle 1s)
+       --mongo "$MONGO_URI" --mongo-db "restart$RUN_ID" -w 2)
+  metrics_port="${BENCH_METRICS_PORT:-19698}"
+  metric() { # the sum of one metric's samples, or nothing before it appears
+    curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v name="$1" '$1 ~ "^"name"({|$)" {sum += $2; seen = 1} END {if (seen) print sum}'
+  }
   start=$(date +%s.%N)
-  "$BIN" "${job[@]}" 2>"$DIR/history.log"
-  echo "history: $(echo "$(date +%s.%N) - $start - 1" | bc) s to process from scratch (idle wait subtracted)"
+  "$BIN" "${job[@]}" --metrics "127.0.0.1:$metrics_port" 2>"$DIR/history.log" &
+  history_pid=$!
+  # Caught up: every partition reports a lag, and they sum to 0.
+  until [[ "$(curl -s "http://127.0.0.1:$metrics_port/metrics" | grep -c '^roomflow_kafka_consumer_lag_messages{')" == 4 &&
+           "$(metric roomflow_kafka_consumer_lag_messages)" == 0 ]]; do
+    kill -0 "$history_pid" 2>/dev/null || { echo "the history job stopped: see $DIR/history.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "history: $(echo "$(date +%s.%N) - $start" | bc) s to catch up from scratch"
+  checkpoints=$(metric roomflow_checkpoints_total); checkpoints=${checkpoints:-0}
+  until (( $(metric roomflow_checkpoints_total || echo 0) > checkpoints )); do sleep 0.2; done
+  sleep "$(python3 -c 'import random; print(random.random())')"
+  kill -KILL "$history_pid"; wait "$history_pid" 2>/dev/null || true
+  echo "history job killed (SIGKILL) after a checkpoint written once caught up"
   "$BIN" publish "$more.jsonl" --topic "$topic" --progress never 2>/dev/null
+  broker_pid=$(cat "${KAFKA_STATE:-target/kafka}/kafka.pid" 2>/dev/null || echo "")
+  cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+  broker_before=$([[ -n "$broker_pid" ]] && cpu_of "$broker_pid" || echo 0)
   start=$(date +%s.%N)
-  ROOMFLOW_LOG=info "$BIN" "${job[@]}" 2>"$DIR/restart.log"
+  TIMEFORMAT='%U %S'
+  { time ROOMFLOW_LOG=info "$BIN" "${job[@]}" --exit-when-idle 1s 2>"$DIR/restart.log"; } 2>"$DIR/restart.cpu"
   elapsed=$(echo "$(date +%s.%N) - $start - 1" | bc)
+  job_cpu=$(awk '{print $1 + $2}' "$DIR/restart.cpu")
+  broker_after=$([[ -n "$broker_pid" ]] && cpu_of "$broker_pid" || echo 0)
   plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
   plain "$DIR/restart.log" | grep -o 'resuming from the checkpoint.*' | head -1
   plain "$DIR/restart.log" | grep -o 'messages=[0-9]*' | tail -1
-  echo "restart: $elapsed s from start to caught up and written (target ≤ 2 s)"
+  echo "restart: $elapsed s from start to caught up and written (target ≤ 2 s); job CPU $job_cpu s, broker CPU $(echo "scale=2; ($broker_after - $broker_before) / $(getconf CLK_TCK)" | bc) s"
 fi

@@ -89,7 +89,7 @@ fn the_bundled_sample_replays() {
 
 #[test]
 fn help_never_prints_a_secret_from_the_environment() {
-    for command in ["run", "replay", "publish", "simulate"] {
+    for command in ["run", "replay", "publish", "simulate", "dashboard"] {
         let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
             .args([command, "--help"])
             .env("MONGO_URI", "mongodb://user:mongo-secret@db:27017")

@@ -2,8 +2,9 @@
 //! starts, or `KAFKA_BROKERS`): killed with SIGKILL again and again, on one process or two, or
 //! fenced by a second copy, the job's alpha topic read `read_committed` holds every change
 //! exactly once, in time order per key, and applying it gives `roomflow replay`'s state; every
-//! dead letter is there once. What a `read_uncommitted` reader sees is counted and printed: it
-//! has repeats, which is what the committed read must not have.
+//! dead letter is there once; MongoDB, written by the killed job, ends with the collections of an
+//! uninterrupted run. What a `read_uncommitted` reader sees is counted and printed: it has
+//! repeats, which is what the committed read must not have.
 
 mod common;
 
@@ -16,6 +17,7 @@ use common::kafka::{
     apply_changes, assert_same_state, brokers, publish, read_topic, read_topic_committed,
     replayed_state, require_broker, unique, Record,
 };
+use common::mongo::{all_documents, assert_same_documents, mongo_uri, require_mongo};
 use common::{lines, simulate, two_process_hostfile};
 use rand::Rng;
 use serde_json::Value;
@@ -26,8 +28,15 @@ struct Run(Vec<Child>, Vec<PathBuf>);
 
 impl Run {
     /// Starts the job on `topic` with `group`, its processes as `processes` says (one, or two
-    /// with a hostfile), logging to `log` (with the process number appended).
-    fn start(topic: &str, group: &str, log: &Path, hostfile: Option<&Path>) -> Run {
+    /// with a hostfile), logging to `log` (with the process number appended); with `mongo`,
+    /// it also writes to that server, in a database named after the group.
+    fn start(
+        topic: &str,
+        group: &str,
+        log: &Path,
+        hostfile: Option<&Path>,
+        mongo: Option<&str>,
+    ) -> Run {
         let processes = if hostfile.is_some() { 2 } else { 1 };
         let logs: Vec<PathBuf> = (0..processes)
             .map(|process| log.with_extension(format!("{process}.log")))
@@ -44,6 +53,9 @@ impl Run {
                 if let Some(hostfile) = hostfile {
                     command.args(["-n", "2", "-p", &process.to_string()]);
                     command.args(["-h", hostfile.to_str().unwrap()]);
+                }
+                if let Some(uri) = mongo {
+                    command.args(["--mongo", uri, "--mongo-db", group]);
                 }
                 command
                     .env("ROOMFLOW_LOG", "roomflow=info")
@@ -173,6 +185,7 @@ fn run_with_kills(
     dir: &Path,
     kills: usize,
     hostfile: Option<&Path>,
+    mongo: Option<&str>,
 ) -> usize {
     let mut rng = rand::thread_rng();
     let mut resumed = 0;
@@ -185,7 +198,7 @@ fn run_with_kills(
     for attempt in 0..kills {
         let log = dir.join(format!("{group}-{attempt}"));
         let before = commits(group);
-        let mut run = Run::start(topic, group, &log, hostfile);
+        let mut run = Run::start(topic, group, &log, hostfile, mongo);
         // Killed at a random point after a new commit, so that every restart has something new
         // to resume from: some kills land in the middle of a transaction, some right after one.
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -202,7 +215,7 @@ fn run_with_kills(
         }
     }
     let log = dir.join(format!("{group}-last"));
-    Run::start(topic, group, &log, hostfile).wait();
+    Run::start(topic, group, &log, hostfile, mongo).wait();
     resumed + usize::from(resumed_in(&log))
 }
 
@@ -230,13 +243,30 @@ fn killed_at_random_points_a_read_committed_consumer_sees_every_change_once() {
     let input = fixture(dir.path());
     let topic = unique("sensors");
     publish(&input, &topic, "2");
+    require_mongo();
+    let uri = mongo_uri();
+    let reference = unique("eo-uninterrupted");
+    Run::start(
+        &topic,
+        &reference,
+        &dir.path().join("reference"),
+        None,
+        Some(&uri),
+    )
+    .wait();
     let group = unique("eo");
-    let resumed = run_with_kills(&topic, &group, dir.path(), 10, None);
+    let resumed = run_with_kills(&topic, &group, dir.path(), 10, None, Some(&uri));
     assert!(
         resumed >= 2,
         "only {resumed} starts resumed from a transaction"
     );
     let repeats = assert_exactly_once(&group, &input, dir.path());
+    // MongoDB's writes are idempotent by key and a transaction commits only after them: the
+    // killed job's collections end as the uninterrupted run's.
+    assert_same_documents(
+        &all_documents(&uri, &reference),
+        &all_documents(&uri, &group),
+    );
     eprintln!("read_uncommitted: {repeats} repeated changes; read_committed: none");
 }
 
@@ -249,7 +279,7 @@ fn two_processes_killed_together_still_deliver_every_change_once() {
     publish(&input, &topic, "4");
     let group = unique("eo2");
     let hostfile = two_process_hostfile(dir.path());
-    let resumed = run_with_kills(&topic, &group, dir.path(), 4, Some(&hostfile));
+    let resumed = run_with_kills(&topic, &group, dir.path(), 4, Some(&hostfile), None);
     assert!(
         resumed >= 2,
         "only {resumed} starts resumed from a transaction"
@@ -267,7 +297,7 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
     publish(&input, &topic, "2");
     let group = unique("fenced");
     let first_log = dir.path().join("first");
-    let mut first = Run::start(&topic, &group, &first_log, None);
+    let mut first = Run::start(&topic, &group, &first_log, None, None);
     // Whichever copy starts its transactions last fences the other: the second starts once the
     // first has (it logs its start after fencing any earlier producer), not after a guessed
     // delay that a loaded machine overruns.
@@ -277,7 +307,7 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let second = Run::start(&topic, &group, &dir.path().join("second"), None);
+    let second = Run::start(&topic, &group, &dir.path().join("second"), None, None);
     second.wait();
     // The first stops with an error saying why, or had finished before the second began.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -186,3 +186,25 @@ fn a_full_disk_fails_the_replay_naming_the_file_and_reports_nothing_as_done() {
     );
     assert!(!stderr.contains("results in"), "{stderr}");
 }
+
+#[test]
+fn an_out_directory_that_cannot_be_made_fails_at_start_naming_it() {
+    // A path under a regular file cannot become a directory, whoever runs the test (root
+    // ignores permission bits, so a read-only directory would not do).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, reading("1", "co2", 1000, 400.0)).unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let out = blocker.join("out");
+    let output = roomflow(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&out.display().to_string()), "{stderr}");
+    assert!(!stderr.contains("results in"), "{stderr}");
+}

@@ -505,3 +505,64 @@ fn with_emit_final_alpha_carries_each_window_once_and_the_replayed_state() {
         "a window reached alpha more than once"
     );
 }
+
+#[test]
+fn an_unreadable_line_does_not_stop_a_paced_publish() {
+    // Once, `--speed` waited "until" the event time `i64::MIN` that a dead letter carries: the
+    // subtraction wrapped around and publish stopped for good at that line. The unreadable line
+    // is produced unchanged (the job's dead-letter topic is where it belongs) and the rest
+    // follows.
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("paced.jsonl");
+    let lines_in = [
+        r#"{"room": "1", "sensor": "co2", "ts": 1700000000000, "value": 400}"#,
+        r#"{"room": "1", "sensor": "co2", "ts": 1700000000500, "value": "n/a"}"#,
+        r#"{"room": "1", "sensor": "co2", "ts": 1700000001000, "value": 600}"#,
+    ];
+    std::fs::write(&input, lines_in.join("\n")).unwrap();
+    let topic = unique("paced");
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args(["publish", input.to_str().unwrap(), "--speed", "10"])
+        .args([
+            "--topic",
+            &topic,
+            "--partitions",
+            "1",
+            "--brokers",
+            &brokers(),
+        ])
+        .env("ROOMFLOW_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // One second of event time at ten times the pace: a tenth of a second, plus start-up.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the paced publish did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let published: Vec<String> = read_topic(&topic)
+        .iter()
+        .map(|record| String::from_utf8(record.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(published.len(), 3, "{published:?}");
+    assert!(published[1].contains("n/a"), "{published:?}");
+    let values: Vec<f64> = [&published[0], &published[2]]
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["value"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, [400.0, 600.0]);
+}

@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker, unique};
-use common::mongo::{all_documents, checkpoint_head, documents, mongo_uri, require_mongo};
+use common::mongo::{
+    all_documents, assert_same_documents, checkpoint_head, documents, mongo_uri, require_mongo,
+};
 use common::{lines, ok, simulate};
 use mongodb::bson::{Bson, Document};
 use rand::Rng;
@@ -254,22 +256,10 @@ fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
         resumed += 1;
     }
 
-    let expected = all_documents(&uri, &reference);
-    let written = all_documents(&uri, &killed);
-    for (collection, documents) in &expected {
-        assert!(
-            !documents.is_empty() || collection.ends_with("readings"),
-            "{collection}"
-        );
-        assert_eq!(written[collection].len(), documents.len(), "{collection}");
-        for (id, document) in documents {
-            assert_eq!(
-                written[collection].get(id),
-                Some(document),
-                "{collection} {id}"
-            );
-        }
-    }
+    assert_same_documents(
+        &all_documents(&uri, &reference),
+        &all_documents(&uri, &killed),
+    );
     assert!(checkpoint_head(&uri, &killed, &killed).is_some());
 
     // The alpha topic, applied in order by key, ends in the same state as the uninterrupted

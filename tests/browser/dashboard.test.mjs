@@ -11,7 +11,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { appendFileSync, mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -249,6 +249,14 @@ test("a screenshot of the bundled sample's building", async () => {
     const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
     await page.goto(sample.url);
     await page.waitForFunction(() => document.querySelectorAll("article.tile").length === 20);
+    // The counters show the replay's rejected lines (counted here from its files), not just the
+    // changes: the picture must not under-report them.
+    const count = (name) => readFileSync(join(out, name), "utf8").split("\n").filter((l) => l).length;
+    const [dead, late] = [count("dead_letters.jsonl"), count("late.jsonl")];
+    assert.ok(dead > 0 && late > 0, "the bundled sample has dead letters and late readings");
+    await page.waitForFunction(([d, l]) =>
+      document.querySelector("#dead-letters .total").textContent === String(d) &&
+      document.querySelector("#late .total").textContent === String(l), [dead, late], { timeout: 5000 });
     mkdirSync(screenshots, { recursive: true });
     await page.screenshot({ path: join(screenshots, "dashboard-building.png") });
     await page.goto(new URL("/rooms/r003", sample.url).href);

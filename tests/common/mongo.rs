@@ -83,6 +83,28 @@ pub fn all_documents(uri: &str, db: &str) -> BTreeMap<&'static str, BTreeMap<Str
         .collect()
 }
 
+/// Asserts that `written` holds exactly the documents of `expected`, collection by collection;
+/// every collection but `readings` must have some.
+pub fn assert_same_documents(
+    expected: &BTreeMap<&'static str, BTreeMap<String, Document>>,
+    written: &BTreeMap<&'static str, BTreeMap<String, Document>>,
+) {
+    for (collection, documents) in expected {
+        assert!(
+            !documents.is_empty() || collection.ends_with("readings"),
+            "{collection}"
+        );
+        assert_eq!(written[collection].len(), documents.len(), "{collection}");
+        for (id, document) in documents {
+            assert_eq!(
+                written[collection].get(id),
+                Some(document),
+                "{collection} {id}"
+            );
+        }
+    }
+}
+
 /// The checkpoint head of `group`, if any.
 pub fn checkpoint_head(uri: &str, db: &str, group: &str) -> Option<Document> {
     client(uri)

@@ -62,7 +62,7 @@
       header, heard, table);
     if (view.dead_letters || view.late) {
       article.append(el("p", { class: "rejected" },
-        `${view.dead_letters} dead letters \u00b7 ${view.late} late`));
+        `${view.dead_letters} dead letter${view.dead_letters === 1 ? "" : "s"} \u00b7 ${view.late} late`));
     }
     return article;
   }
