@@ -328,3 +328,47 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
     }
     assert_exactly_once(&group, &input, dir.path());
 }
+
+#[test]
+fn when_the_input_pauses_the_last_changes_are_committed_before_any_new_message() {
+    // The newest tick closes after a tick of quiet and one mark goes past it: a read_committed
+    // consumer gets the whole state during the pause (before, the last transaction stayed open
+    // until the next message).
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulate(
+        dir.path(),
+        "paused.jsonl",
+        &["--rooms", "3", "--readings", "600", "--late", "0", "--malformed", "0"],
+    );
+    let topic = unique("sensors");
+    publish(&input, &topic, "2");
+    let group = unique("eo-paused");
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    let log = dir.path().join("paused");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
+    command
+        .args(["run", "--topics", &topic, "-w", "2", "--group", &group])
+        .args(["--alpha-topic", &format!("{group}.alpha")])
+        .args(["--dead-letter-topic", &format!("{group}.dead")])
+        .args(["--brokers", &brokers(), "--alpha-guarantee", "exactly-once"])
+        .env("ROOMFLOW_LOG", "roomflow=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let _job = Run(vec![command.spawn().unwrap()], vec![log.clone()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = apply_changes(&read_topic_committed(&format!("{group}.alpha")));
+        if committed == replayed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read_committed, alpha has {} of the {} keys, or older values, 60 s after the input paused:\n{}",
+            committed.len(),
+            replayed.len(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -566,3 +566,50 @@ fn an_unreadable_line_does_not_stop_a_paced_publish() {
         .collect();
     assert_eq!(values, [400.0, 600.0]);
 }
+
+#[test]
+fn when_the_stream_pauses_the_last_readings_reach_alpha_before_any_new_message() {
+    // A partition at its end could still deliver a reading of the newest tick, so that tick is
+    // held open while messages come; once the stream has been quiet for a tick it closes, and
+    // the last readings' changes go out (before, they waited for the next message, for good if
+    // none came).
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulate(
+        dir.path(),
+        "paused.jsonl",
+        &[
+            "--rooms",
+            "3",
+            "--readings",
+            "600",
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+        ],
+    );
+    let (topic, outputs) = (unique("paused"), Outputs::new());
+    publish(&input, &topic, "2");
+    let replayed = replayed_state(&[&input], &dir.path().join("replay"));
+    let mut job = spawn_job(&["--topics", &topic, "-w", "2"], &outputs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let rebuilt = apply_changes(&read_topic(&outputs.alpha));
+        if rebuilt == replayed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running job's alpha has {} of the {} keys, or older values, 60 s after the stream paused",
+            rebuilt.len(),
+            replayed.len()
+        );
+        assert!(
+            job.0.try_wait().unwrap().is_none(),
+            "the job stopped by itself"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(job.terminate(), "the job did not stop cleanly");
+}

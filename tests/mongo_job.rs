@@ -370,3 +370,44 @@ fn a_mongodb_outage_mid_run_loses_nothing() {
         }
     }
 }
+
+#[test]
+fn a_job_killed_while_its_input_pauses_resumes_with_nothing_to_read_again() {
+    // A paused stream closes its last tick after a tick of quiet, and one checkpoint then
+    // covers everything read: a job killed during the pause has nothing to read again. (Before,
+    // checkpoints waited at the held tick until new messages came, and a restart re-read from
+    // the last one written while reading.)
+    require_broker();
+    require_mongo();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "3000", "21");
+    let topic = unique("sensors");
+    publish(&input, &topic, "2");
+    let (uri, group) = (mongo_uri(), unique("paused"));
+    let log = dir.path().join("first.log");
+    let job = Job::spawn(&topic, &group, &uri, &group, &log, &["--from", "earliest"]);
+    // Every message read, then quiet: wait for the checkpoint that covers it all (its log line
+    // after the last message's), with time to spare for one that should not come.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let replayed = replayed_documents(&input, &dir.path().join("replay"));
+    while all_documents(&uri, &group)["room_averages"].len() < replayed["room_averages"].len()
+        || !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("checkpoint written")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint after the input; the job's log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    drop(job); // SIGKILL
+
+    let log = dir.path().join("restart.log");
+    Job::spawn(&topic, &group, &uri, &group, &log, &[]).wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("resuming from the checkpoint"), "{text}");
+    assert!(text.contains("offsets committed messages=0 "), "{text}");
+}

@@ -89,6 +89,11 @@ pub(super) struct SourceBookkeeping {
     /// Whether the first listing of partitions is in (later partitions start at the beginning).
     listed: bool,
     idle_since: Option<Instant>,
+    /// The mark sent in the current quiet spell (see [`SourceBookkeeping::checkpoint_mark`]);
+    /// cleared when messages come again.
+    quiet_mark: Option<Time>,
+    /// The greatest time a message's effects were sent at (the capability aside).
+    pub newest_effect: Option<Time>,
     /// Whether the source has decided to stop.
     stopping: bool,
     /// The reader the next activation starts with, so one busy partition cannot starve others.
@@ -136,6 +141,8 @@ impl SourceBookkeeping {
             seen_generation: 0,
             listed: false,
             idle_since: None,
+            quiet_mark: None,
+            newest_effect: None,
             stopping: false,
             next_reader: 0,
             rules,
@@ -281,11 +288,20 @@ impl SourceBookkeeping {
         self.stopping
     }
 
-    /// The time of a checkpoint mark to send now, at the capability `now`, if this worker asks
-    /// for checkpoints: once the interval has passed and the previous one is written, or, when
-    /// the source is `stopping`, a last one where it stops (so a restart resumes from there).
-    /// Everything this worker sends from then on is at or after it.
-    pub fn checkpoint_mark(&mut self, now: Time, stopping: bool) -> Option<Time> {
+    /// The time of a checkpoint mark to send now, at `now` (the marks' capability; the reading
+    /// capability is at `capability`), if this worker asks for checkpoints: once the interval has
+    /// passed and the previous one is written, or, when the source is `stopping`, a last one
+    /// where it stops (so a restart resumes from there). Everything this worker sends from then
+    /// on is at or after it.
+    ///
+    /// While this worker's partitions are quiet, not at the interval but whenever some worker
+    /// has sent effects at or after the last mark: once everything read is processed up to the
+    /// capability that the quiet closed, a mark there covers all of it, and the capability moves
+    /// one tick past it so that it completes (see [`SourceBookkeeping::capability_target`]).
+    /// Marks at the interval would each wait at the capability until messages come again, and a
+    /// job that paused would keep its last readings out of its checkpoints (and, exactly-once,
+    /// out of committed transactions).
+    pub fn checkpoint_mark(&mut self, now: Time, capability: Time, stopping: bool) -> Option<Time> {
         let trigger = self.options.checkpoints.as_ref()?;
         if self.last_mark.1 == Some(now) {
             return None;
@@ -293,10 +309,20 @@ impl SourceBookkeeping {
         if stopping {
             return Some(now);
         }
-        if trigger.in_flight.get() >= trigger.max_in_flight
-            || self.last_mark.0.elapsed() < trigger.interval
-        {
+        if trigger.in_flight.get() >= trigger.max_in_flight {
             return None;
+        }
+        match self.closed_capability() {
+            Some(closed) => {
+                let newest = self.options.coordination.newest_effect();
+                let unmarked = newest.is_some_and(|newest| self.last_mark.1 <= Some(newest));
+                if !unmarked || now < capability || capability < closed {
+                    return None;
+                }
+                self.quiet_mark = Some(now);
+            }
+            None if self.last_mark.0.elapsed() < trigger.interval => return None,
+            None => {}
         }
         tracing::debug!(time = now, "checkpoint mark");
         trigger.in_flight.set(trigger.in_flight.get() + 1);
@@ -311,7 +337,9 @@ impl SourceBookkeeping {
             return LastMarkNow::Now(None);
         };
         match trigger.last {
-            LastMark::WhereItStops => LastMarkNow::Now(self.checkpoint_mark(capability, true)),
+            LastMark::WhereItStops => {
+                LastMarkNow::Now(self.checkpoint_mark(capability, capability, true))
+            }
             LastMark::AfterEverything => {
                 match self.options.coordination.others_stopped(self.index) {
                     None => LastMarkNow::Wait,
@@ -394,10 +422,12 @@ impl SourceBookkeeping {
                     state,
                 );
                 self.sent_up_to = self.sent_up_to.max(effect);
+                self.newest_effect = self.newest_effect.max(Some(effect));
             }
             while handled < self.options.batch {
                 let (rules, effects) = (&self.rules, &mut self.effects);
                 let mut sent_up_to = self.sent_up_to;
+                let mut newest_effect = self.newest_effect;
                 let read = inbox
                     .queue
                     .drain(self.options.batch - handled, |polled| match polled {
@@ -406,6 +436,7 @@ impl SourceBookkeeping {
                             let effect =
                                 admit(reader, incoming, end, capability, rules, effects, state);
                             sent_up_to = sent_up_to.max(effect);
+                            newest_effect = newest_effect.max(Some(effect));
                         }
                         Polled::End => {
                             reader.phase = Phase::CaughtUp;
@@ -416,6 +447,7 @@ impl SourceBookkeeping {
                         }
                     });
                 self.sent_up_to = sent_up_to;
+                self.newest_effect = newest_effect;
                 if read == 0 {
                     // Caught up, even if the broker sends no end-of-partition event (some do
                     // not, to a consumer that started at the end).
@@ -433,6 +465,7 @@ impl SourceBookkeeping {
             }
             if handled > 0 {
                 self.idle_since = None;
+                self.quiet_mark = None;
             }
             if handled >= self.options.batch {
                 self.next_reader = (at + 1) % count;
@@ -457,7 +490,17 @@ impl SourceBookkeeping {
     }
 
     /// Where the capability can go: the least stamp an active partition can still produce; with
-    /// none active, up to the newest capability anywhere (so an idle worker holds no one back).
+    /// none active, up to the newest capability anywhere (so an idle worker holds no one back),
+    /// and past the newest tick once every partition has been quiet for a tick.
+    ///
+    /// A partition at its end could still deliver a reading of the newest tick, so that tick is
+    /// held open while messages keep coming. But held for good by a stream that paused, it would
+    /// keep the last readings' changes from alpha and MongoDB, and the checkpoint that covers
+    /// them from being written, until the next message, however long that takes. A tick of
+    /// quiet closes it: a partition that delivers again continues from the capability (its
+    /// watermark catches up to it, as a partition that was idle while others moved on does), so
+    /// its next readings are stamped at the next tick and judged late against it, a difference
+    /// of at most one tick.
     pub fn capability_target(&self) -> Option<Time> {
         let (horizon, catch_up_tick_ms) = (&self.options.horizon, self.options.catch_up_tick_ms);
         let active = self
@@ -468,15 +511,35 @@ impl SourceBookkeeping {
             .min();
         match active {
             Some(bound) => Some(bound),
+            // Past this worker's own newest data (and its quiet mark) only: the capabilities
+            // of the others, each bounded the same way, cannot carry it further.
             None if self.listed => self
                 .readers
                 .iter()
                 .filter_map(|r| r.watermark.newest())
                 .map(|newest| horizon.stamp(newest.max(0)))
+                .chain(self.closed_capability())
+                .chain(self.quiet_mark.map(|mark| mark + horizon.tick_ms as Time))
                 .chain(self.options.coordination.newest_capability())
                 .max(),
             None => None,
         }
+    }
+
+    /// Once every partition has been quiet for a tick: the tick after this worker's newest
+    /// reading's, where its capability can go (see [`SourceBookkeeping::capability_target`]).
+    fn closed_capability(&self) -> Option<Time> {
+        let horizon = &self.options.horizon;
+        let tick = Duration::from_millis(horizon.tick_ms.max(0) as u64);
+        let all_caught_up = self.listed && self.readers.iter().all(|r| r.phase == Phase::CaughtUp);
+        let quiet = all_caught_up && self.idle_since.is_some_and(|since| since.elapsed() >= tick);
+        let newest = self
+            .readers
+            .iter()
+            .filter_map(|r| r.watermark.newest())
+            .max()
+            .map_or(0, |newest| horizon.stamp(newest.max(0)));
+        quiet.then_some(newest + horizon.tick_ms as Time)
     }
 
     /// Sets the partitions' lag and the worker's frontier lag; also while waiting for output,

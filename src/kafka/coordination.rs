@@ -38,6 +38,8 @@ pub struct Report {
     pub written: Option<Time>,
     /// The greatest time its source sent anything at.
     pub sent_up_to: Time,
+    /// The greatest time its source sent a message's effects at (the capability aside).
+    pub newest_effect: Option<Time>,
 }
 
 /// The side dataflow's input: (worker index, its report), at successive rounds.
@@ -114,6 +116,16 @@ pub struct CoordinationView {
 }
 
 impl CoordinationView {
+    /// The greatest time any worker's source sent a message's effects at.
+    pub fn newest_effect(&self) -> Option<Time> {
+        self.reports
+            .borrow()
+            .iter()
+            .flatten()
+            .filter_map(|report| report.newest_effect)
+            .max()
+    }
+
     /// The newest capability any worker reports.
     pub fn newest_capability(&self) -> Option<Time> {
         self.reports
@@ -198,6 +210,17 @@ mod tests {
         assert_eq!(workers.acked(), Some(Some(3)));
         assert_eq!(workers.newest_capability(), Some(9));
         assert!(!workers.all_complete());
+        let sent = |newest_effect| {
+            Some(Report {
+                newest_effect,
+                ..Report::default()
+            })
+        };
+        assert_eq!(
+            view(vec![sent(Some(7)), None, sent(None)]).newest_effect(),
+            Some(7)
+        );
+        assert_eq!(view(vec![sent(None), None]).newest_effect(), None);
         // A complete worker no longer bounds anything.
         let workers = view(vec![report(None, None), report(Some(4), Some(3))]);
         assert_eq!(workers.acked(), Some(Some(3)));

@@ -118,7 +118,8 @@ pub fn kafka_source<'s>(
                 return;
             }
             // Other workers' output before the mark is in when the gatherer's frontier passes it.
-            if let Some(mark) = book.checkpoint_mark(*for_marks.time(), false) {
+            if let Some(mark) = book.checkpoint_mark(*for_marks.time(), *for_readings.time(), false)
+            {
                 marks_output.activate().session(&*for_marks).give(mark);
             }
 
@@ -161,6 +162,7 @@ pub fn kafka_source<'s>(
                 );
                 state.offsets.snapshot(book.sent_up_to);
                 state.sent_up_to = book.sent_up_to;
+                state.newest_effect = book.newest_effect;
             }
 
             if let Some(target) = book.capability_target() {

@@ -124,4 +124,6 @@ pub struct SourceState {
     pub counts: SourceCounts,
     /// The greatest time the source has sent anything at.
     pub sent_up_to: Time,
+    /// The greatest time it sent a message's effects at (the capability aside).
+    pub newest_effect: Option<Time>,
 }

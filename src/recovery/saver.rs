@@ -81,28 +81,33 @@ impl CheckpointSaver {
             }));
         }
         if self.writing.as_ref().is_some_and(|task| task.is_finished()) {
-            let task = self.writing.take().expect("finished");
-            match self.runtime.block_on(task) {
-                Ok(Ok(time)) => {
-                    tracing::info!(time, "checkpoint written");
-                    counter!(catalog::CHECKPOINTS).increment(1);
-                    self.last_written = Instant::now();
-                }
-                Ok(Err(error)) => tracing::warn!(
-                    error = format!("{error:#}"),
-                    "cannot write a checkpoint; the next one will be tried"
-                ),
-                Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
-            }
-            self.in_flight.set(0);
+            self.end_write();
         }
     }
 
-    /// At the end, with every output acknowledged: waits for the write under way, then writes the
-    /// newest complete checkpoint.
+    /// Waits for the write under way and reports how it ended.
+    fn end_write(&mut self) {
+        let task = self.writing.take().expect("a write under way");
+        match self.runtime.block_on(task) {
+            Ok(Ok(time)) => {
+                tracing::info!(time, "checkpoint written");
+                counter!(catalog::CHECKPOINTS).increment(1);
+                self.last_written = Instant::now();
+            }
+            Ok(Err(error)) => tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot write a checkpoint; the next one will be tried"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot write a checkpoint"),
+        }
+        self.in_flight.set(0);
+    }
+
+    /// At the end, with every output acknowledged: waits for the write under way (reported like
+    /// any other: at the end it may be the last one), then writes the newest complete checkpoint.
     pub fn finish(&mut self) {
-        if let Some(task) = self.writing.take() {
-            let _ = self.runtime.block_on(task);
+        if self.writing.is_some() {
+            self.end_write();
         }
         let Some(checkpoint) = self.complete.borrow_mut().pop_back() else {
             return;

@@ -104,6 +104,7 @@ pub fn build_job_dataflow(
         capability: Some(resume.time),
         counts: SourceCounts::default(),
         sent_up_to: resume.time,
+        newest_effect: None,
     }));
     let mongo = plan
         .mongo

@@ -162,6 +162,7 @@ impl<'w> JobWorker<'w> {
             acked,
             written,
             sent_up_to: source.sent_up_to,
+            newest_effect: source.newest_effect,
         };
         drop(source);
         self.coordination.publish(report);
