@@ -339,7 +339,16 @@ fn when_the_input_pauses_the_last_changes_are_committed_before_any_new_message()
     let input = simulate(
         dir.path(),
         "paused.jsonl",
-        &["--rooms", "3", "--readings", "600", "--late", "0", "--malformed", "0"],
+        &[
+            "--rooms",
+            "3",
+            "--readings",
+            "600",
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+        ],
     );
     let topic = unique("sensors");
     publish(&input, &topic, "2");
