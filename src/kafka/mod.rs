@@ -12,9 +12,9 @@
 //!   checkpoint positions and marks.
 //! - `source_options.rs`: what a worker's source is given, and what it shares with the worker
 //!   loop.
-//! - `bookkeeping.rs`: what a worker's source keeps between activations, with the phases of an
-//!   activation (assign partitions, mark checkpoints, drain partitions, place the capability)
-//!   as its methods.
+//! - `bookkeeping/`: what a worker's source keeps between activations, with the phases of an
+//!   activation as its methods: assigning and draining partitions (`mod.rs`), and where time
+//!   goes, the capability, checkpoint marks and waiting for the dataflow (`time.rs`).
 //! - `partition.rs`: one partition as the source reads it: phase, watermark, stamping, end
 //!   detection, and its metrics.
 //! - `batch_queue.rs`: a partition's queue read in batches through librdkafka's batch call.
