@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{
     apply_changes, assert_same_state, brokers, publish, read_topic, read_topic_committed,
-    replayed_state, require_broker, unique, Record,
+    replayed_state, require_broker, unique, wait_for_state, Record,
 };
 use common::mongo::{all_documents, assert_same_documents, mongo_uri, require_mongo};
-use common::{lines, simulate, two_process_hostfile};
+use common::{lines, quiet_fixture, simulate, two_process_hostfile};
 use rand::Rng;
 use serde_json::Value;
 
@@ -336,20 +336,7 @@ fn when_the_input_pauses_the_last_changes_are_committed_before_any_new_message()
     // until the next message).
     require_broker();
     let dir = tempfile::tempdir().unwrap();
-    let input = simulate(
-        dir.path(),
-        "paused.jsonl",
-        &[
-            "--rooms",
-            "3",
-            "--readings",
-            "600",
-            "--late",
-            "0",
-            "--malformed",
-            "0",
-        ],
-    );
+    let input = quiet_fixture(dir.path(), "600");
     let topic = unique("sensors");
     publish(&input, &topic, "2");
     let group = unique("eo-paused");
@@ -365,19 +352,10 @@ fn when_the_input_pauses_the_last_changes_are_committed_before_any_new_message()
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     let _job = Run(vec![command.spawn().unwrap()], vec![log.clone()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let committed = apply_changes(&read_topic_committed(&format!("{group}.alpha")));
-        if committed == replayed {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "read_committed, alpha has {} of the {} keys, or older values, 60 s after the input paused:\n{}",
-            committed.len(),
-            replayed.len(),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_state(
+        || apply_changes(&read_topic_committed(&format!("{group}.alpha"))),
+        &replayed,
+        || true,
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
 }

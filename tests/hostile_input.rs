@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -130,7 +130,6 @@ fn an_unreadable_line_does_not_stop_a_paced_replay() {
     .join("\n");
     std::fs::write(&input, text).unwrap();
     let out = dir.path().join("out");
-    let started = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .args(["replay", input.to_str().unwrap(), "--speed", "10"])
         .args(["--out", out.to_str().unwrap()])
@@ -140,16 +139,7 @@ fn an_unreadable_line_does_not_stop_a_paced_replay() {
         .spawn()
         .unwrap();
     // One second of event time at ten times the pace: a tenth of a second, plus start-up.
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the paced replay did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(60), "the paced replay");
     assert!(status.success());
     assert_eq!(lines(&out.join("dead_letters.jsonl")).len(), 1);
     let averages = lines(&out.join("room_averages.jsonl"));

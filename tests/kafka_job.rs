@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use common::kafka::{
     add_partitions, apply_changes, assert_same_state, brokers, publish, read_topic, replayed_state,
-    require_broker, unique,
+    require_broker, unique, wait_for_state,
 };
-use common::{lines, ok, simulate, two_process_hostfile, Job};
+use common::{exit_within, lines, ok, quiet_fixture, simulate, two_process_hostfile, Job};
 
 /// The job's output topics and consumer group, unique to one test.
 struct Outputs {
@@ -522,7 +522,6 @@ fn an_unreadable_line_does_not_stop_a_paced_publish() {
     ];
     std::fs::write(&input, lines_in.join("\n")).unwrap();
     let topic = unique("paced");
-    let started = std::time::Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .args(["publish", input.to_str().unwrap(), "--speed", "10"])
         .args([
@@ -539,16 +538,11 @@ fn an_unreadable_line_does_not_stop_a_paced_publish() {
         .spawn()
         .unwrap();
     // One second of event time at ten times the pace: a tenth of a second, plus start-up.
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the paced publish did not finish within 60 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut child,
+        std::time::Duration::from_secs(60),
+        "the paced publish",
+    );
     assert!(status.success());
     let published: Vec<String> = read_topic(&topic)
         .iter()
@@ -575,41 +569,16 @@ fn when_the_stream_pauses_the_last_readings_reach_alpha_before_any_new_message()
     // none came).
     require_broker();
     let dir = tempfile::tempdir().unwrap();
-    let input = simulate(
-        dir.path(),
-        "paused.jsonl",
-        &[
-            "--rooms",
-            "3",
-            "--readings",
-            "600",
-            "--late",
-            "0",
-            "--malformed",
-            "0",
-        ],
-    );
+    let input = quiet_fixture(dir.path(), "600");
     let (topic, outputs) = (unique("paused"), Outputs::new());
     publish(&input, &topic, "2");
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));
     let mut job = spawn_job(&["--topics", &topic, "-w", "2"], &outputs);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let rebuilt = apply_changes(&read_topic(&outputs.alpha));
-        if rebuilt == replayed {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the running job's alpha has {} of the {} keys, or older values, 60 s after the stream paused",
-            rebuilt.len(),
-            replayed.len()
-        );
-        assert!(
-            job.0.try_wait().unwrap().is_none(),
-            "the job stopped by itself"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    wait_for_state(
+        || apply_changes(&read_topic(&outputs.alpha)),
+        &replayed,
+        || job.0.try_wait().unwrap().is_none(),
+        || "(the stream paused after its last message)".to_string(),
+    );
     assert!(job.terminate(), "the job did not stop cleanly");
 }

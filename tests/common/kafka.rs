@@ -224,3 +224,29 @@ pub fn assert_same_state(
         assert_eq!(rebuilt.get(key), Some(value), "{key:?}");
     }
 }
+
+/// Polls `read` (a topic applied by key) every half second until it equals `expected`, while
+/// `still_running` holds; fails after 60 s saying what it held, with `context()`.
+pub fn wait_for_state(
+    read: impl Fn() -> BTreeMap<(String, String), Value>,
+    expected: &BTreeMap<(String, String), Value>,
+    mut still_running: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = read();
+        if &held == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 60 s the topic holds {} of the {} keys, or older values\n{}",
+            held.len(),
+            expected.len(),
+            context()
+        );
+        assert!(still_running(), "the job stopped by itself\n{}", context());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

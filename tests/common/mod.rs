@@ -115,3 +115,42 @@ pub fn two_process_hostfile(dir: &Path) -> PathBuf {
     .unwrap();
     hostfile
 }
+
+/// Waits for `child` to exit, for at most `limit`: its status; past that it is killed and the
+/// test fails saying `what` did not finish.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A small recording that a running job reads and then waits on: `readings` readings of 3
+/// rooms, none late or malformed, in `dir`.
+pub fn quiet_fixture(dir: &Path, readings: &str) -> PathBuf {
+    simulate(
+        dir,
+        "paused.jsonl",
+        &[
+            "--rooms",
+            "3",
+            "--readings",
+            readings,
+            "--late",
+            "0",
+            "--malformed",
+            "0",
+        ],
+    )
+}
