@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The soak: `roomflow run` (with MongoDB checkpoints and the alpha topic) killed with SIGKILL
-# SOAK_KILLS times (default 10) at random points over SOAK_READINGS readings (default 300,000),
+# SOAK_KILLS times (default 10) at random points over SOAK_READINGS readings (default 1,000,000),
 # each time after a new checkpoint; every restart must resume from a checkpoint, and the
 # collections and the alpha topic must end identical to an uninterrupted run's. Prints
 # "soak: N SIGKILLs …, R/N restarts resumed …". Minutes long, so not part of scripts/test.sh.
 #
-#   scripts/soak.sh                      # 10 kills, 300k readings
+#   scripts/soak.sh                      # 10 kills, 1M readings
 #   SOAK_KILLS=20 SOAK_READINGS=1000000 scripts/soak.sh
 #
 # Starts its own Apache Kafka (port 19700) and MongoDB stand-in (27317), fresh, and stops them at
@@ -35,7 +35,7 @@ fi
 
 profile=()
 [[ "${SOAK_RELEASE:-0}" == 1 ]] && profile=(--release)
-export SOAK_KILLS="${SOAK_KILLS:-10}" SOAK_READINGS="${SOAK_READINGS:-300000}"
+export SOAK_KILLS="${SOAK_KILLS:-10}" SOAK_READINGS="${SOAK_READINGS:-1000000}"
 cargo test "${profile[@]}" --locked --test mongo_job soak_ -- --ignored --nocapture 2>&1 |
   grep -E '^soak:|panicked|test result|FAILED|^---' || true
 # The test's own status, not grep's.

@@ -161,12 +161,12 @@ fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_r
 
 /// The soak (`scripts/soak.sh`, not part of the test command: minutes long): the job killed
 /// with SIGKILL `SOAK_KILLS` times (default 10) at random points of a run over `SOAK_READINGS`
-/// readings (default 300,000), every restart resuming from a checkpoint, and its collections and
+/// readings (default 1,000,000), every restart resuming from a checkpoint, and its collections and
 /// alpha topic ending identical to an uninterrupted run's.
 #[test]
 #[ignore = "minutes long: run by scripts/soak.sh"]
 fn soak_many_sigkills_each_restart_resumes_and_ends_identical() {
-    let readings = std::env::var("SOAK_READINGS").unwrap_or_else(|_| "300000".into());
+    let readings = std::env::var("SOAK_READINGS").unwrap_or_else(|_| "1000000".into());
     let kills: usize = std::env::var("SOAK_KILLS").map_or(10, |kills| kills.parse().unwrap());
     let began = Instant::now();
     let (resumed, restarts) = killed_and_restarted(&readings, kills);
