@@ -36,7 +36,11 @@ fi
 profile=()
 [[ "${SOAK_RELEASE:-0}" == 1 ]] && profile=(--release)
 export SOAK_KILLS="${SOAK_KILLS:-10}" SOAK_READINGS="${SOAK_READINGS:-1000000}"
+set +e
 cargo test "${profile[@]}" --locked --test mongo_job soak_ -- --ignored --nocapture 2>&1 |
-  grep -E '^soak:|panicked|test result|FAILED|^---' || true
-# The test's own status, not grep's.
-exit "${PIPESTATUS[0]}"
+  grep -E '^soak:|panicked|test result|FAILED|^---'
+# The test's own status, not grep's (read before any other command replaces PIPESTATUS: with
+# `|| true` after the pipeline it was true's, and a failed soak exited 0).
+status=${PIPESTATUS[0]}
+set -e
+exit "$status"
