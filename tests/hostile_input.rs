@@ -153,20 +153,11 @@ fn an_unreadable_line_does_not_stop_a_paced_replay() {
 fn a_full_disk_fails_the_replay_naming_the_file_and_reports_nothing_as_done() {
     // /dev/full answers every write with ENOSPC: the output file links to it.
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, reading("1", "co2", 1000, 400.0)).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let full = out.join("room_averages.jsonl");
     std::os::unix::fs::symlink("/dev/full", &full).unwrap();
-    let output = roomflow(&[
-        "replay",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_replay_to(dir.path(), &out);
     assert!(
         stderr.contains(&format!(
             "cannot write `{}`: No space left on device",
@@ -182,11 +173,19 @@ fn an_out_directory_that_cannot_be_made_fails_at_start_naming_it() {
     // A path under a regular file cannot become a directory, whoever runs the test (root
     // ignores permission bits, so a read-only directory would not do).
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, reading("1", "co2", 1000, 400.0)).unwrap();
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, "").unwrap();
     let out = blocker.join("out");
+    let stderr = failed_replay_to(dir.path(), &out);
+    assert!(stderr.contains(&out.display().to_string()), "{stderr}");
+    assert!(!stderr.contains("results in"), "{stderr}");
+}
+
+/// Replays one good reading (written in `dir`) to `--out out`, which must fail with exit 1; its
+/// standard error.
+fn failed_replay_to(dir: &std::path::Path, out: &std::path::Path) -> String {
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, reading("1", "co2", 1000, 400.0)).unwrap();
     let output = roomflow(&[
         "replay",
         input.to_str().unwrap(),
@@ -194,7 +193,5 @@ fn an_out_directory_that_cannot_be_made_fails_at_start_naming_it() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&out.display().to_string()), "{stderr}");
-    assert!(!stderr.contains("results in"), "{stderr}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
