@@ -12,7 +12,7 @@ use crate::sources::formats::Format;
 /// `roomflow publish`.
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// Files and directories to publish (`.gz` read transparently); `-` reads stdin.
+    /// Files, directories, pipes and FIFOs to publish (gzip read transparently); `-` reads stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Topic to produce to; created with --partitions if it does not exist.

@@ -14,7 +14,7 @@ use crate::sources::validity::ValidRange;
 /// `roomflow replay`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Files and directories to replay (`.gz` read transparently); `-` reads stdin.
+    /// Files, directories, pipes and FIFOs to replay (gzip read transparently); `-` reads stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Input format; detected per file from its name and first line when not given.

@@ -22,7 +22,7 @@ use crate::mongo::sink::MongoSinkState;
 use crate::mongo::writer::WriterProgress;
 use crate::sinks::rejected::RejectedCounts;
 use crate::sinks::summary::RoomTable;
-use crate::sources::inputs::{assign, discover};
+use crate::sources::inputs::{assign, discover_inputs};
 use crate::sources::lines::first_event_time;
 use crate::sources::pacing::Pacing;
 use crate::sources::replay::ReplayOptions;
@@ -36,12 +36,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = args.settings()?;
     let config = args.workers.timely_config()?;
-    let inputs = discover(&args.paths, args.format)?;
     let (processes, process, workers) = (
         args.workers.processes,
         args.workers.process,
         args.workers.workers,
     );
+    // Streams go to worker 0: only its process opens them.
+    let inputs = discover_inputs(&args.paths, args.format, process == 0)?;
     let peers = processes * workers;
 
     let outputs = match &args.out {

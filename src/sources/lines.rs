@@ -1,6 +1,6 @@
 //! Reading one input line by line into readings and dead letters, each with its `file:line`.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::BufRead;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use roomflow_dataflows::{Item, Reading};
 
 use super::bounded::{read_line, LineRead};
 use super::formats::{self, Format, StreamContext};
-use super::inputs::{open, InputFile};
+use super::inputs::InputFile;
 use super::validity::{check_names, ValidRanges};
 use crate::streams::{RejectKind, Rejected};
 
@@ -54,13 +54,7 @@ impl LineStream {
             parsed: Vec::with_capacity(4),
             queued: Vec::new(),
         };
-        let reader =
-            match &input.path {
-                Some(path) => open(path, counter),
-                None => Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
-                    as Box<dyn BufRead + Send>),
-            };
-        match reader {
+        match input.open(counter) {
             Ok(reader) => stream.reader = Some(reader),
             Err(error) => stream
                 .queued
@@ -221,15 +215,15 @@ impl Iterator for LineStream {
     }
 }
 
-/// The earliest event time among the first readings of the files (stdin excluded: it cannot be
-/// read twice): where `--speed` starts the clock, the same for every worker and process.
+/// The earliest event time among the first readings of the files (streams excluded: they cannot
+/// be read twice): where `--speed` starts the clock, the same for every worker and process.
 pub fn first_event_time(
     inputs: &[InputFile],
     max_line_bytes: usize,
 ) -> Option<roomflow_dataflows::EventTime> {
     inputs
         .iter()
-        .filter(|input| input.path.is_some())
+        .filter(|input| !input.once)
         .filter_map(|input| {
             LineStream::open(input, Arc::default(), Arc::default(), max_line_bytes).find_map(
                 |item| match item {

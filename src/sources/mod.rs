@@ -2,7 +2,9 @@
 //!
 //! - `formats/`: line parsers for JSON lines, the KETI layout and the Intel lab format, one file
 //!   per format.
-//! - `inputs.rs`: finding recorded inputs, choosing their format, opening them, sharing them out.
+//! - `inputs.rs`: finding recorded inputs, choosing their format, sharing them out.
+//! - `opening.rs`: opening an input, gzip or not, and sniffing its first line without losing it
+//!   (a pipe reads once).
 //! - `bounded.rs`: reading one line while holding at most `--max-line-bytes` of it.
 //! - `lines.rs`: reading one input line by line into readings and dead letters.
 //! - `validity.rs`: plausibility: name lengths, ranges per sensor.
@@ -13,6 +15,7 @@ pub mod bounded;
 pub mod formats;
 pub mod inputs;
 pub mod lines;
+pub mod opening;
 pub mod pacing;
 pub mod replay;
 pub mod validity;

@@ -24,15 +24,34 @@ enum Json<'a> {
 
 impl Json<'_> {
     /// What the value is, for a message saying it is the wrong kind.
-    fn describe(&self) -> String {
+    /// A number is quoted as `line` writes it for `key` (`1.7e12`, not `1700000000000`).
+    fn describe(&self, line: &str, key: &str) -> String {
         match self {
             Json::Str(s) => format!("string `{}`", excerpt(s)),
             Json::Int(i) => format!("integer `{i}`"),
             Json::UInt(u) => format!("integer `{u}`"),
-            Json::Float(f) => format!("number `{f}`"),
+            Json::Float(f) => match number_as_written(line, key, *f) {
+                Some(written) => format!("number `{}`", excerpt(written)),
+                None => format!("number `{f}`"),
+            },
             Json::Other(kind) => (*kind).to_owned(),
         }
     }
+}
+
+/// The text of the number `line` gives for `"key"`, if it can be found as written (an escaped key
+/// is not looked for) and reads as `value`.
+fn number_as_written<'a>(line: &'a str, key: &str, value: f64) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    line.match_indices(&quoted).find_map(|(at, _)| {
+        let rest = line[at + quoted.len()..].trim_start();
+        let rest = rest.strip_prefix(':')?.trim_start();
+        let end = rest
+            .find(|c: char| !matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E'))
+            .unwrap_or(rest.len());
+        let number = &rest[..end];
+        (number.parse::<f64>().ok()? == value).then_some(number)
+    })
 }
 
 struct JsonVisitor;
@@ -225,7 +244,7 @@ pub(super) fn parse_json_general(line: &str) -> Result<Reading, String> {
         other => {
             return Err(format!(
                 "`room` must be a string or an integer, found {}",
-                other.describe()
+                other.describe(line, "room")
             ))
         }
     };
@@ -235,7 +254,7 @@ pub(super) fn parse_json_general(line: &str) -> Result<Reading, String> {
         other => {
             return Err(format!(
                 "`sensor` must be a string, found {}",
-                other.describe()
+                other.describe(line, "sensor")
             ))
         }
     };
@@ -250,7 +269,7 @@ pub(super) fn parse_json_general(line: &str) -> Result<Reading, String> {
         other => {
             return Err(format!(
                 "`ts` must be integer epoch milliseconds or an RFC 3339 string, found {}",
-                other.describe()
+                other.describe(line, "ts")
             ))
         }
     };
@@ -265,7 +284,7 @@ pub(super) fn parse_json_general(line: &str) -> Result<Reading, String> {
         other => {
             return Err(format!(
                 "`value` must be a number, found {}",
-                other.describe()
+                other.describe(line, "value")
             ))
         }
     };
@@ -431,7 +450,16 @@ mod tests {
         );
         assert_eq!(
             json(r#"{"room": "1", "sensor": "t", "ts": 1.5e12, "value": 1}"#),
-            Err("`ts` must be integer epoch milliseconds or an RFC 3339 string, found number `1500000000000`".to_owned())
+            Err("`ts` must be integer epoch milliseconds or an RFC 3339 string, found number `1.5e12`".to_owned())
+        );
+        // Quoted as written, wherever the key is.
+        assert_eq!(
+            json(r#"{"room": "1", "ts" :  1.7E+12 , "sensor": "t", "value": 1, "x": "\"ts\": 5"}"#),
+            Err("`ts` must be integer epoch milliseconds or an RFC 3339 string, found number `1.7E+12`".to_owned())
+        );
+        assert_eq!(
+            json(r#"{"room": 4.50, "sensor": "t", "ts": 1, "value": 1}"#),
+            Err("`room` must be a string or an integer, found number `4.50`".to_owned())
         );
         assert_eq!(
             json(r#"{"room": "1", "sensor": "t", "ts": 1, "value": "n/a"}"#),
