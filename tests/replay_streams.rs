@@ -172,7 +172,13 @@ fn a_directory_walk_follows_symlinks_and_skips_loops_and_dangling_links_by_name(
     let top = linked_tree(dir.path());
     let out = dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
-        .args(["replay", top.to_str().unwrap(), "--progress", "never", "--out"])
+        .args([
+            "replay",
+            top.to_str().unwrap(),
+            "--progress",
+            "never",
+            "--out",
+        ])
         .arg(&out)
         .env("ROOMFLOW_LOG", "warn")
         .output()

@@ -53,6 +53,25 @@ pub struct DashboardArgs {
     /// is shown as stale.
     #[arg(long, default_value = "10m", value_parser = duration, env = "ROOMFLOW_STALE_AFTER")]
     pub stale_after: Duration,
+    /// A host name the page is served under, besides IP addresses and localhost (a request
+    /// naming another host is refused, against DNS rebinding); `*` for any. Repeatable, or
+    /// comma-separated.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        env = "ROOMFLOW_ALLOWED_HOSTS"
+    )]
+    pub allowed_host: Vec<String>,
+    /// The most connections served at once (fewer if the open-file limit cannot hold them). At
+    /// the limit, the oldest connection that has sent no request yet is closed to make room.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "ROOMFLOW_DASHBOARD_MAX_CONNECTIONS"
+    )]
+    pub max_connections: u32,
     /// Kafka (unused with --changes).
     #[command(flatten)]
     pub kafka: KafkaArgs,

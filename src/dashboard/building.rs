@@ -3,6 +3,11 @@
 //!
 //! Applying a change never fails: a message that is not a change envelope of a known collection
 //! is counted as malformed, with where it was and why, and the state is left as it was.
+//!
+//! Everything kept is bounded, whatever the input: a message longer than [`MAX_MESSAGE_BYTES`]
+//! is malformed, names longer than the job accepts ([`MAX_NAME_BYTES`]) are malformed, and every
+//! text kept to show (errors, reasons, sources, raw lines) is an [`excerpt`]. So is what a page is
+//! sent, and what a page that never reads holds (one event at a time).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -10,9 +15,28 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::rejected::{RejectedInput, RejectedTally};
+pub use crate::sources::validity::MAX_NAME_BYTES;
 
 /// How many malformed messages the dashboard keeps to show (the count has them all).
 pub const MALFORMED_KEPT: usize = 20;
+
+/// The longest message (alpha value, or line of a changes file) read; a longer one is malformed.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// The most of an error, a reason or a source kept to show, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// At most `max_bytes` of `text` (cut at a character boundary), with `…` when it was cut.
+pub fn excerpt(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 /// An average as the collections carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, serde::Serialize)]
@@ -172,6 +196,13 @@ impl Building {
     /// Applies one alpha message (its value, the change envelope) read at `source`.
     pub fn apply(&mut self, source: &str, bytes: &[u8]) {
         self.version += 1;
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            let error = format!(
+                "a message of {} bytes is longer than the {MAX_MESSAGE_BYTES} allowed",
+                bytes.len()
+            );
+            return self.malformed(source, error);
+        }
         match read_change(bytes) {
             Ok((effect, time)) => {
                 self.applied += 1;
@@ -185,6 +216,7 @@ impl Building {
     /// Counts a rejected input (a dead letter or a late reading), in its room when it names one.
     pub fn reject(&mut self, input: RejectedInput) {
         self.version += 1;
+        let input = input.bounded();
         self.rejected.count(&input);
         if let Some(room) = &input.room {
             let version = self.version;
@@ -203,8 +235,8 @@ impl Building {
             self.malformed_recent.pop_front();
         }
         self.malformed_recent.push_back(Malformed {
-            source: source.to_string(),
-            error,
+            source: excerpt(source, MAX_TEXT_BYTES),
+            error: excerpt(&error, MAX_TEXT_BYTES),
         });
     }
 
@@ -279,8 +311,26 @@ fn read_change(bytes: &[u8]) -> Result<(Effect, i64), String> {
         "room_averages" => Effect::RoomAverage(typed(key, "key")?, typed_data(data)?),
         "window_averages" => Effect::WindowAverage(typed(key, "key")?, typed_data(data)?),
         "temperature_deltas" => Effect::TemperatureDelta(typed(key, "key")?, typed_data(data)?),
-        other => return Err(format!("unknown collection `{other}`")),
+        other => {
+            return Err(format!(
+                "unknown collection `{}`",
+                excerpt(other, MAX_NAME_BYTES)
+            ))
+        }
     };
+    let (room, sensor) = match &effect {
+        Effect::RoomAverage(key, _) => (&key.room, Some(&key.sensor)),
+        Effect::WindowAverage(key, _) => (&key.room, Some(&key.sensor)),
+        Effect::TemperatureDelta(key, _) => (&key.room, None),
+    };
+    for (what, name) in [("room", Some(room)), ("sensor", sensor)] {
+        let length = name.map_or(0, String::len);
+        if length > MAX_NAME_BYTES {
+            return Err(format!(
+                "its {what} name of {length} bytes is longer than the {MAX_NAME_BYTES} allowed"
+            ));
+        }
+    }
     Ok((effect, envelope.time))
 }
 

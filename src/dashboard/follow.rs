@@ -2,13 +2,18 @@
 //! `dead_letters.jsonl` and `late.jsonl`) applied as the alpha topic's would be, then followed like
 //! `tail -F`: lines appended later are applied within a poll interval, and a file replaced or cut
 //! short (a new replay into the same DIR) starts the building over.
+//!
+//! Only regular files are followed: a path that is (or becomes) a FIFO, a device or a directory
+//! is refused with its reason among the malformed messages (a FIFO would block the feed in
+//! `open()`, `/dev/zero` would never end), and the other files are followed on.
 
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::building::MAX_MESSAGE_BYTES;
 use super::rejected::{self, Kind};
 use super::shared::Shared;
 
@@ -16,7 +21,50 @@ use super::shared::Shared;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The longest line kept; a longer one is counted as malformed and skipped to its newline.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub const MAX_LINE_BYTES: usize = MAX_MESSAGE_BYTES;
+
+/// What a path is when it is not a regular file, in words; `None` for a regular file.
+pub fn not_regular(metadata: &Metadata) -> Option<&'static str> {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("neither a file nor a directory")
+}
+
+/// Opens `path` without waiting (a FIFO's open would block for a writer), and refuses what is not
+/// a regular file once opened (it may have been replaced since it was looked at).
+fn open_regular(path: &Path) -> std::io::Result<Result<(File, Metadata), &'static str>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    Ok(match not_regular(&metadata) {
+        None => Ok((file, metadata)),
+        Some(kind) => Err(kind),
+    })
+}
 
 /// What a followed file holds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,6 +110,8 @@ struct Followed {
     skipping: bool,
     /// Lines handled so far.
     lines: u64,
+    /// What the path was found to be instead of a regular file, once reported.
+    refused: Option<&'static str>,
 }
 
 /// What one look at a file found.
@@ -82,6 +132,7 @@ impl Followed {
             pending: Vec::new(),
             skipping: false,
             lines: 0,
+            refused: None,
         }
     }
 
@@ -103,15 +154,22 @@ impl Followed {
             }
             Err(error) => return Err(error),
         };
-        let identity = identity(&metadata);
-        if self.file.is_some()
-            && (Some(identity) != self.identity || metadata.len() < self.position)
-        {
+        if let Some(kind) = not_regular(&metadata) {
+            return Ok(self.refuse(shared, kind));
+        }
+        let found = identity(&metadata);
+        if self.file.is_some() && (Some(found) != self.identity || metadata.len() < self.position) {
             return Ok(Looked::Replaced);
         }
         if self.file.is_none() {
-            self.file = Some(File::open(&self.path)?);
-            self.identity = Some(identity);
+            match open_regular(&self.path)? {
+                Ok((file, metadata)) => {
+                    self.file = Some(file);
+                    self.identity = Some(identity(&metadata));
+                }
+                Err(kind) => return Ok(self.refuse(shared, kind)),
+            }
+            self.refused = None;
         }
         let file = self.file.as_mut().expect("opened above");
         file.seek(SeekFrom::Start(self.position))?;
@@ -123,16 +181,22 @@ impl Followed {
         self.position += chunk.len() as u64;
         let (path, role) = (self.path.display().to_string(), self.role);
         let mut lines = Vec::new();
+        // Lines longer than the limit, by number: every line is measured, whether it came whole
+        // in this chunk or was begun in an earlier one.
+        let mut too_long = Vec::new();
         let mut rest: &[u8] = chunk;
         while let Some(newline) = memchr::memchr(b'\n', rest) {
             let (line, after) = rest.split_at(newline);
             rest = &after[1..];
             self.lines += 1;
             if std::mem::take(&mut self.skipping) {
-                self.pending.clear();
+                // Counted when it grew past the limit.
                 continue;
             }
-            if self.pending.is_empty() {
+            if self.pending.len() + line.len() > MAX_LINE_BYTES {
+                self.pending = Vec::new();
+                too_long.push(self.lines);
+            } else if self.pending.is_empty() {
                 lines.push((self.lines, line.to_vec()));
             } else {
                 let mut whole = std::mem::take(&mut self.pending);
@@ -140,13 +204,13 @@ impl Followed {
                 lines.push((self.lines, whole));
             }
         }
-        let mut too_long = None;
         if !self.skipping {
-            self.pending.extend_from_slice(rest);
-            if self.pending.len() > MAX_LINE_BYTES {
+            if self.pending.len() + rest.len() > MAX_LINE_BYTES {
                 self.pending = Vec::new();
                 self.skipping = true;
-                too_long = Some(self.lines + 1);
+                too_long.push(self.lines + 1);
+            } else {
+                self.pending.extend_from_slice(rest);
             }
         }
         shared.update(|building| {
@@ -163,7 +227,7 @@ impl Followed {
                     },
                 }
             }
-            if let Some(number) = too_long {
+            for number in too_long {
                 building.malformed(
                     &format!("{path}:{number}"),
                     format!("a line longer than {MAX_LINE_BYTES} bytes"),
@@ -171,6 +235,23 @@ impl Followed {
             }
         });
         Ok(Looked::Applied)
+    }
+
+    /// The path is `kind`, not a regular file: not read. Said once (among the malformed messages
+    /// and in the log) until it is a regular file again; if it was being followed, what it gave
+    /// is stale, and the building starts over.
+    fn refuse(&mut self, shared: &Shared, kind: &'static str) -> Looked {
+        if self.file.is_some() {
+            return Looked::Replaced;
+        }
+        if self.refused.is_none() {
+            let path = self.path.display().to_string();
+            let error = format!("{kind}, not a regular file: not followed until it is one");
+            tracing::warn!(%path, "{error}");
+            shared.update(|building| building.malformed(&path, error));
+        }
+        self.refused = Some(kind);
+        Looked::Nothing
     }
 }
 

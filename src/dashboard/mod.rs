@@ -15,12 +15,16 @@
 //! - `alpha.rs`: the Kafka feed (alpha and dead-letter topics, read_committed, from the start).
 //! - `follow.rs`: the file feed (`--changes`), followed as it grows.
 //! - `server.rs`: the HTTP routes and the server-sent event stream.
+//! - `guard.rs`: the hosts answered (against DNS rebinding) and the security headers.
+//! - `listener.rs`: connections accepted within a limit, headers within a timeout (hyper).
 //! - `assets/`: the pages, their script and style (our own; no third-party code).
 
 pub mod alpha;
 pub mod building;
 pub mod charts;
 pub mod follow;
+pub mod guard;
+pub mod listener;
 pub mod rejected;
 pub mod server;
 pub mod shared;
@@ -58,12 +62,23 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         Box::new(move || alpha::follow(consumer, topics, shared))
     } else {
         for path in &args.changes {
-            if !path.is_file() {
-                bail!(
+            match std::fs::metadata(path) {
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
                     "--changes {}: no such file. Write one with `roomflow replay FILES --out DIR \
                      --changes`, then show DIR/changes.jsonl.",
                     path.display()
-                );
+                ),
+                Err(error) => bail!("--changes {}: cannot read it: {error}", path.display()),
+                Ok(metadata) => {
+                    if let Some(kind) = follow::not_regular(&metadata) {
+                        bail!(
+                            "--changes {}: this is {kind}, not a regular file; the dashboard \
+                             follows the changes.jsonl that `roomflow replay FILES --out DIR \
+                             --changes` writes",
+                            path.display()
+                        );
+                    }
+                }
             }
         }
         let files = follow::files_for(&args.changes);
@@ -75,6 +90,7 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         .spawn(feed)
         .context("cannot start the dashboard's feed")?;
 
+    let limit = listener::ConnectionLimit::for_this_process(args.max_connections as usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -89,10 +105,17 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         // On stdout too, for whoever started it (and for scripts that asked for port 0).
         println!("roomflow dashboard: http://{address}/");
         std::io::stdout().flush().ok();
-        let server = axum::serve(listener, server::routes(shared));
+        if let Some(wanted) = limit.lowered_from {
+            tracing::warn!(
+                wanted,
+                limit = limit.max,
+                "fewer connections than --max-connections: the open-file limit cannot hold more"
+            );
+        }
+        let routes = server::routes(shared, guard::AllowedHosts::new(&args.allowed_host));
         // Live pages hold their event streams open: stop without waiting for them to close.
         tokio::select! {
-            served = server => served.context("the dashboard's server failed"),
+            () = listener::serve(listener, routes, limit) => Ok(()),
             () = interrupted() => Ok(()),
         }
     })

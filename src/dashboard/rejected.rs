@@ -46,6 +46,26 @@ pub struct RejectedInput {
     pub line: Option<String>,
 }
 
+impl RejectedInput {
+    /// The input with every text cut to an excerpt, and a name longer than any the job accepts
+    /// left out: whatever a file or topic holds, what is kept of it is bounded.
+    pub fn bounded(self) -> RejectedInput {
+        use super::building::{excerpt, MAX_NAME_BYTES, MAX_TEXT_BYTES};
+        let name = |name: Option<String>| name.filter(|name| name.len() <= MAX_NAME_BYTES);
+        RejectedInput {
+            source: excerpt(&self.source, MAX_TEXT_BYTES),
+            reason: excerpt(&self.reason, MAX_TEXT_BYTES),
+            room: name(self.room),
+            sensor: name(self.sensor),
+            line: self.line.map(|line| excerpt(&line, LINE_KEPT_BYTES)),
+            ..self
+        }
+    }
+}
+
+/// The most of a dead letter's raw text kept, as the job's dead letters keep it.
+pub const LINE_KEPT_BYTES: usize = 1024;
+
 /// Counts of rejected inputs by kind and reason, and the newest few.
 #[derive(Clone, Debug, Default)]
 pub struct RejectedTally {
@@ -159,7 +179,7 @@ pub fn from_dead_letter(
     );
     let reading: Option<Value> = serde_json::from_slice(payload).ok();
     let field = |name: &str| reading.as_ref().and_then(|value| value.get(name));
-    let text = String::from_utf8_lossy(&payload[..payload.len().min(1024)]).into_owned();
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(LINE_KEPT_BYTES)]).into_owned();
     Ok(RejectedInput {
         kind,
         source,

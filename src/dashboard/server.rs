@@ -20,15 +20,16 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::watch;
 
 use super::charts;
+use super::guard::{guard, AllowedHosts};
 use super::shared::Shared;
-use super::views;
+use super::views::{self, name_from_segment};
 
 /// The shortest time between two events of one page's stream: changes arriving faster are
 /// gathered into one event.
 pub const MIN_EVENT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The server's routes.
-pub fn routes(shared: Arc<Shared>) -> Router {
+/// The server's routes, answered under the `allowed` hosts only.
+pub fn routes(shared: Arc<Shared>, allowed: AllowedHosts) -> Router {
     Router::new()
         .route(
             "/",
@@ -50,7 +51,9 @@ pub fn routes(shared: Arc<Shared>) -> Router {
         .route("/livez", get(|| async { "ok\n" }))
         // Browsers ask for it on every page; there is none.
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .fallback(|| async { not_found("no such page".into()) })
         .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(allowed, guard))
 }
 
 fn html(body: &'static str) -> Response {
@@ -63,6 +66,7 @@ async fn asset(Path(name): Path<String>) -> Response {
         "common.js" => ("text/javascript", include_str!("assets/common.js")),
         "building.js" => ("text/javascript", include_str!("assets/building.js")),
         "room.js" => ("text/javascript", include_str!("assets/room.js")),
+        "events.js" => ("text/javascript", include_str!("assets/events.js")),
         _ => return not_found(format!("no asset `{name}`")),
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -87,6 +91,7 @@ async fn building(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn room(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let name = name_from_segment(name);
     let building = shared.lock();
     match views::room(&building, shared.staleness, &name) {
         Some(view) => json(to_json(&view)),
@@ -98,6 +103,7 @@ async fn sensor_chart(
     State(shared): State<Arc<Shared>>,
     Path((name, sensor)): Path<(String, String)>,
 ) -> Response {
+    let (name, sensor) = (name_from_segment(name), name_from_segment(sensor));
     let points: Vec<(i64, f64)> = {
         let building = shared.lock();
         let Some(state) = building
@@ -117,6 +123,7 @@ async fn sensor_chart(
 }
 
 async fn delta_chart(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let name = name_from_segment(name);
     let points: Vec<(i64, f64)> = {
         let building = shared.lock();
         let Some(room) = building.rooms.get(&name) else {

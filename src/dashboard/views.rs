@@ -274,3 +274,38 @@ pub fn room<'a>(building: &'a Building, staleness: Staleness, name: &str) -> Opt
         rejected: room.rejected.recent.iter().rev().collect(),
     })
 }
+
+/// The name a path segment stands for. "." and ".." cannot be path segments (a browser resolves
+/// them, and their %2E forms, as "this" and "the parent" directory), so the pages write such a
+/// name, and any of `~`s followed by one or two dots, with one `~` more in front (`segment` in
+/// common.js); this takes it off. Every other segment is the name itself.
+pub fn name_from_segment(segment: String) -> String {
+    let dots = segment.trim_start_matches('~');
+    if dots.len() < segment.len() && matches!(dots, "." | "..") {
+        segment[1..].to_string()
+    } else {
+        segment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_names_come_back_from_their_segments() {
+        for (segment, name) in [
+            ("~.", "."),
+            ("~..", ".."),
+            ("~~..", "~.."),
+            ("~~~.", "~~."),
+            ("~", "~"),
+            ("~...", "~..."),
+            ("r003", "r003"),
+            (".hidden", ".hidden"),
+            ("...", "..."),
+        ] {
+            assert_eq!(name_from_segment(segment.into()), name, "{segment}");
+        }
+    }
+}

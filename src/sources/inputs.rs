@@ -160,7 +160,9 @@ fn stream_input(
     };
     if open {
         let raw: Box<dyn Read + Send> = match path {
-            Some(path) => Box::new(File::open(path).with_context(|| format!("cannot open `{name}`"))?),
+            Some(path) => {
+                Box::new(File::open(path).with_context(|| format!("cannot open `{name}`"))?)
+            }
             None => Box::new(io::stdin()),
         };
         let (stream, sniffed) =
@@ -191,7 +193,11 @@ fn identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
 /// holds the directories walked so far: one reached again (a symlink loop, or a second link to
 /// it) is reported and skipped. Dangling symlinks, FIFOs, sockets and devices are reported and
 /// skipped; any other failure is an error naming its path.
-fn walk(dir: &Path, found: &mut Vec<PathBuf>, walked: &mut HashSet<(u64, u64)>) -> anyhow::Result<()> {
+fn walk(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    walked: &mut HashSet<(u64, u64)>,
+) -> anyhow::Result<()> {
     let listing = || -> io::Result<Vec<std::fs::DirEntry>> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
         entries.sort_by_key(|entry| entry.file_name());

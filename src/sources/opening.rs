@@ -244,7 +244,12 @@ mod tests {
         let (handle, sniffed) = StreamHandle::open(Box::new(Cursor::new(text.clone()))).unwrap();
         assert_eq!(sniffed.first_line, "first");
         let mut read = Vec::new();
-        handle.clone().take().unwrap().read_to_end(&mut read).unwrap();
+        handle
+            .clone()
+            .take()
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
         assert_eq!(read, text);
         assert!(handle.take().is_none());
     }

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod broker;
+pub mod dashboard;
 pub mod kafka;
 pub mod mongo;
 

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { number, signed, utc, ago, el, sparkline, live } = roomflow;
+  const { number, signed, utc, ago, el, sparkline, live, segment } = roomflow;
   const rooms = new Map(); // room name -> { view, element }
   let building = { newest_time: null, stale_after_ms: 0 };
   let order = [];
@@ -27,7 +27,7 @@
   function tile(view) {
     const stale = isStale(view);
     const header = el("header", {},
-      el("a", { class: "room-name", href: "/rooms/" + encodeURIComponent(view.room) }, view.room));
+      el("a", { class: "room-name", href: "/rooms/" + segment(view.room) }, view.room));
     if (view.delta) {
       const d = view.delta.delta;
       const direction = d > 0 ? "up" : d < 0 ? "down" : "flat";

@@ -1,5 +1,6 @@
-// roomflow dashboard: what both pages share: formatting, element building, and the live
-// connection to /api/events (server-sent events), which reconnects by itself.
+// roomflow dashboard: what both pages share: formatting, element building, room names in paths,
+// and the live connection: /api/events (server-sent events) through the browser's one shared
+// worker (events.js), which reconnects by itself.
 "use strict";
 
 const roomflow = (() => {
@@ -15,10 +16,30 @@ const roomflow = (() => {
     return "\u00b10.00";
   }
 
-  /** Epoch milliseconds as a UTC date and time. */
+  /**
+   * Epoch milliseconds as a UTC date and time; a time no Date can hold (beyond 8.64e15 ms either
+   * side of 1970, as a dead letter may claim) as its number: shown, never thrown.
+   */
   function utc(ms) {
     if (ms === null || ms === undefined) return "–";
-    return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    const date = new Date(ms);
+    if (Number.isNaN(date.getTime())) return String(ms);
+    return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
+  /**
+   * A name as one path segment. Percent-encoding is not enough for "." and "..": a browser
+   * resolves them (and %2E forms) as "this" and "the parent" directory, so /rooms/.. became /.
+   * Such a name, and any of "~"s followed by one or two dots, gets one "~" in front; the server
+   * (views::name_from_segment) and nameFromSegment take it off again.
+   */
+  function segment(name) {
+    return encodeURIComponent(/^~*\.{1,2}$/.test(name) ? "~" + name : name);
+  }
+
+  /** The name a (decoded) path segment made by `segment` stands for. */
+  function nameFromSegment(text) {
+    return /^~+\.{1,2}$/.test(text) ? text.slice(1) : text;
   }
 
   /** A duration in milliseconds, in the largest unit that fits. */
@@ -68,32 +89,88 @@ const roomflow = (() => {
   }
 
   /**
-   * Follows /api/events: `onBuilding(view)` with the whole building (at start and after every
-   * reconnect), `onRooms(view)` with the rooms changed since. Shows the connection in `status`.
+   * Follows /api/events: `onBuilding(view)` with the whole building (at start, after every
+   * reconnect, and when the page is shown again), `onRooms(view)` with the rooms changed since.
+   * Shows the connection in `status`.
+   *
+   * A browser opens at most six connections to a host, and a stream per page used them all with
+   * six pages open (the back/forward cache keeps left pages too): the seventh never loaded. So
+   * the stream is held once per browser, by a shared worker (events.js) that hands each page the
+   * building and its changes. A page leaves it while hidden or left (pagehide) and joins again
+   * when shown. Without shared workers, a page holds its own stream, only while shown.
    */
   function live(status, onBuilding, onRooms) {
-    let source = null;
     const show = (text, state) => {
       status.textContent = text;
       status.className = "status " + state;
     };
+    const handle = (message) => {
+      if (message.type === "status") {
+        if (message.state === "live") show("live", "live");
+        else show("reconnecting…", "connecting");
+      } else if (message.type === "building") onBuilding(message.view);
+      else if (message.type === "rooms") onRooms(message.view);
+    };
+    const feed = typeof SharedWorker === "function" ? sharedFeed(handle) : ownFeed(handle);
+    let joined = false;
+    const join = () => {
+      if (joined || document.hidden) return;
+      joined = true;
+      show("connecting…", "connecting");
+      feed.join();
+    };
+    const leave = () => {
+      if (!joined) return;
+      joined = false;
+      feed.leave();
+      show("paused", "connecting");
+    };
+    document.addEventListener("visibilitychange", () => (document.hidden ? leave() : join()));
+    window.addEventListener("pagehide", leave);
+    window.addEventListener("pageshow", join);
+    join();
+  }
+
+  /** The browser's one stream, through the shared worker events.js. */
+  function sharedFeed(handle) {
+    const worker = new SharedWorker("/assets/events.js", { name: "roomflow-events" });
+    worker.port.onmessage = (event) => handle(event.data);
+    worker.port.start();
+    return {
+      join: () => worker.port.postMessage("join"),
+      leave: () => worker.port.postMessage("leave"),
+    };
+  }
+
+  /** A stream of this page's own (no shared workers here), held only while joined. */
+  function ownFeed(handle) {
+    let source = null;
+    let retry = null;
     const connect = () => {
       source = new EventSource("/api/events");
-      source.addEventListener("open", () => show("live", "live"));
-      source.addEventListener("building", (event) => onBuilding(JSON.parse(event.data)));
-      source.addEventListener("rooms", (event) => onRooms(JSON.parse(event.data)));
+      source.addEventListener("open", () => handle({ type: "status", state: "live" }));
+      for (const type of ["building", "rooms"]) {
+        source.addEventListener(type, (event) => handle({ type, view: JSON.parse(event.data) }));
+      }
       source.addEventListener("error", () => {
-        show("reconnecting…", "connecting");
+        handle({ type: "status", state: "connecting" });
         // The browser retries by itself after a dropped stream; after a refused or failed
         // request it gives up, so start over.
         if (source.readyState === EventSource.CLOSED) {
           source.close();
-          setTimeout(connect, 1000);
+          retry = setTimeout(connect, 1000);
         }
       });
     };
-    connect();
+    return {
+      join: connect,
+      leave: () => {
+        clearTimeout(retry);
+        source?.close();
+        source = null;
+      },
+    };
   }
 
-  return { number, signed, utc, ago, el, sparkline, live };
+  return { number, signed, utc, ago, el, sparkline, live, segment, nameFromSegment };
 })();

@@ -4,9 +4,9 @@
 "use strict";
 
 (() => {
-  const { number, signed, utc, el, live } = roomflow;
-  const name = decodeURIComponent(location.pathname.slice("/rooms/".length));
-  const api = "/api/rooms/" + encodeURIComponent(name);
+  const { number, signed, utc, el, live, segment, nameFromSegment } = roomflow;
+  const name = nameFromSegment(decodeURIComponent(location.pathname.slice("/rooms/".length)));
+  const api = "/api/rooms/" + segment(name);
   document.getElementById("room-name").textContent = name;
   document.title = "roomflow · room " + name;
 
@@ -35,7 +35,7 @@
         latest ? ` (from ${utc(latest.window_start)}, ${latest.count} readings) \u00b7 ` : " \u00b7 ",
         `${sensor.windows.length} windows charted`),
       chartBox);
-    chart(chartBox, `${api}/sensors/${encodeURIComponent(sensor.sensor)}/chart`);
+    chart(chartBox, `${api}/sensors/${segment(sensor.sensor)}/chart`);
     return panel;
   }
 
