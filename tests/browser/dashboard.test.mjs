@@ -241,6 +241,96 @@ test("the page reconnects by itself after the dashboard restarts", async () => {
   await page.close();
 });
 
+test("eight pages in one browser all load and stay live, and one tab visits nine rooms in a row", async () => {
+  // A browser opens six connections to a host: a stream per page left the seventh page unloaded.
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const errors = [];
+  const pages = [];
+  const rooms = ["a1", "b2", "c3", "a1"];
+  for (let i = 0; i < 8; i++) {
+    const page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(error.message));
+    pages.push(page);
+    if (i < 4) {
+      await page.goto(served.url);
+      await page.waitForFunction((n) => document.querySelectorAll("article.tile").length === n, truth.size, { timeout: 10_000 });
+    } else {
+      await page.goto(new URL(`/rooms/${rooms[i - 4]}`, served.url).href);
+      await page.locator('section.sensor[data-sensor="co2"] .all-time-avg').waitFor({ timeout: 10_000 });
+    }
+  }
+  // Every page still gets every change, live.
+  appendFileSync(changes, change("room_averages", { room: "a1", sensor: "co2" },
+    { room: "a1", sensor: "co2", count: 8, sum: 4100, avg: 512.5 }, START + 720_000));
+  for (const [i, page] of pages.entries()) {
+    const selector = i < 4
+      ? 'article.tile[data-room="a1"] tr[data-sensor="co2"] .all-time-avg'
+      : 'section.sensor[data-sensor="co2"] .all-time-avg';
+    const want = i < 4 || rooms[i - 4] === "a1" ? "512.50" : null;
+    if (want) {
+      await page.waitForFunction(([sel, text]) => document.querySelector(sel)?.textContent === text,
+        [selector, want], { timeout: 5000 });
+    }
+    assert.equal(await page.locator("#status").textContent(), "live", `page ${i}`);
+  }
+  // One tab through nine room pages (the back/forward cache kept each left page's stream).
+  const tab = pages[0];
+  for (let i = 0; i < 9; i++) {
+    const room = ["a1", "b2", "c3"][i % 3];
+    await tab.goto(new URL(`/rooms/${room}`, served.url).href);
+    await tab.locator('section.sensor[data-sensor="temperature"] .all-time-avg').waitFor({ timeout: 10_000 });
+    await tab.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: 10_000 });
+  }
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("names of dots and times beyond JavaScript's dates show, and break nothing", async () => {
+  // A time no Date can hold (9e15 ms) in a change and in a dead letter; rooms named "." and "..",
+  // whose links once resolved to "/".
+  const far = 9_000_000_000_000_000;
+  const out = join(work, "odd");
+  mkdirSync(out, { recursive: true });
+  const oddChanges = join(out, "changes.jsonl");
+  writeFileSync(oddChanges, [
+    change("room_averages", { room: ".", sensor: "co2" }, { room: ".", sensor: "co2", count: 1, sum: 401, avg: 401 }, START),
+    change("room_averages", { room: "..", sensor: "co2" }, { room: "..", sensor: "co2", count: 1, sum: 402, avg: 402 }, START),
+    change("room_averages", { room: "odd", sensor: "co2" }, { room: "odd", sensor: "co2", count: 1, sum: 403, avg: 403 }, START),
+    change("room_averages", { room: "far", sensor: "co2" }, { room: "far", sensor: "co2", count: 1, sum: 404, avg: 404 }, far),
+  ].join(""));
+  writeFileSync(join(out, "dead_letters.jsonl"), JSON.stringify({
+    source: "sensors.jsonl:7", reason: "temperature 900 outside the plausible range -40..85",
+    room: "odd", sensor: "temperature", ts: far, value: 900,
+  }) + "\n");
+  const odd = await dashboard(["--changes", oddChanges, "--listen", "127.0.0.1:0"]);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(odd.url);
+    await page.waitForFunction(() => document.querySelectorAll("article.tile").length === 4, null, { timeout: 10_000 });
+    assert.equal(await page.locator("#newest-time").textContent(), String(far));
+    assert.match(await page.locator('article.tile[data-room="far"] .heard').textContent(), /9000000000000000/);
+    for (const [room, avg] of [[".", "401.00"], ["..", "402.00"]]) {
+      await page.goto(odd.url);
+      await page.locator(`article.tile[data-room="${room}"] a.room-name`).click();
+      await page.waitForURL((url) => url.pathname.startsWith("/rooms/"));
+      await page.locator('section.sensor[data-sensor="co2"] .all-time-avg').waitFor({ timeout: 10_000 });
+      assert.equal(await page.locator("#room-name").textContent(), room);
+      assert.equal(await page.locator('section.sensor[data-sensor="co2"] .all-time-avg').textContent(), avg);
+    }
+    await page.goto(new URL("/rooms/odd", odd.url).href);
+    const row = page.locator("#rejected tbody tr");
+    await row.first().waitFor({ timeout: 10_000 });
+    assert.equal(await row.count(), 1);
+    assert.match(await row.first().textContent(), /temperature = 900 at 9000000000000000/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await stop(odd.child);
+  }
+});
+
 test("a screenshot of the bundled sample's building", async () => {
   const out = join(work, "sample");
   replay([join(root, "samples/building.jsonl.gz")], out);
