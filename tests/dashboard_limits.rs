@@ -80,7 +80,7 @@ fn silent_connections_neither_keep_livez_waiting_nor_stay_open() {
     );
     assert!(asked.elapsed() < Duration::from_secs(2));
     // Past the header timeout (5 s), none of them is held.
-    std::thread::sleep(Duration::from_secs(7));
+    std::thread::sleep(Duration::from_secs(8));
     let mut held = 0;
     for mut stream in silent {
         stream
