@@ -146,6 +146,35 @@ fn stdin_gives_exactly_the_files_outputs_plain_or_gzip() {
     }
 }
 
+#[test]
+fn speed_paces_a_replay_of_stdin_alone_from_its_first_reading() {
+    // The sample spans 1,240 s of event time: 1.24 s at --speed 1000. The clock started at
+    // event time 0 when no file gave a first reading: the first reading was 54 years away.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args(["replay", "-", "--speed", "1000", "--progress", "never"])
+        .env("ROOMFLOW_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&sample_text()));
+    let started = std::time::Instant::now();
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(60),
+        "a paced replay of stdin",
+    );
+    writer.join().unwrap().unwrap();
+    assert!(status.success());
+    // Paced, not as fast as possible: at least most of the 1.24 s.
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A directory `top` of one file, a symlink to a subdirectory holding another, a symlink to a
 /// file, a dangling symlink and a symlink back to `top` (a loop).
 fn linked_tree(dir: &Path) -> PathBuf {

@@ -1,10 +1,11 @@
 //! Reading one input line by line into readings and dead letters, each with its `file:line`.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use roomflow_dataflows::{Item, Reading};
+use flate2::read::MultiGzDecoder;
+use roomflow_dataflows::{EventTime, Item, Reading};
 
 use super::bounded::{read_line, LineRead};
 use super::formats::{self, Format, StreamContext};
@@ -215,13 +216,15 @@ impl Iterator for LineStream {
     }
 }
 
-/// The earliest event time among the first readings of the files (streams excluded: they cannot
-/// be read twice): where `--speed` starts the clock, the same for every worker and process.
+/// The earliest event time among the first readings of the files: where `--speed` starts the
+/// clock, the same for every worker and process. Streams count only when no file has a reading
+/// (then they are all there is, all on worker 0): only the process that reads a stream can look
+/// into it, and every process must start its clock at the same time.
 pub fn first_event_time(
     inputs: &[InputFile],
     max_line_bytes: usize,
 ) -> Option<roomflow_dataflows::EventTime> {
-    inputs
+    let files = inputs
         .iter()
         .filter(|input| !input.once)
         .filter_map(|input| {
@@ -232,7 +235,55 @@ pub fn first_event_time(
                 },
             )
         })
-        .min()
+        .min();
+    files.or_else(|| {
+        inputs
+            .iter()
+            .filter_map(|input| first_stream_time(input, max_line_bytes))
+            .min()
+    })
+}
+
+/// How much of a stream [`first_stream_time`] looks at (kept in memory until it is read).
+const STREAM_PEEK_BYTES: usize = 1 << 20;
+
+/// The event time of the first reading in the first [`STREAM_PEEK_BYTES`] of a stream this
+/// process opened; peeked, so that the stream is still read from its first byte.
+fn first_stream_time(input: &InputFile, max_line_bytes: usize) -> Option<EventTime> {
+    let stream = input.stream.as_ref()?;
+    let context = input.context();
+    stream
+        .peek(STREAM_PEEK_BYTES, |raw| {
+            let decoded: Box<dyn Read + '_> = if input.gzip {
+                Box::new(MultiGzDecoder::new(raw))
+            } else {
+                Box::new(raw)
+            };
+            let mut reader = BufReader::new(decoded);
+            let (mut line, mut readings) = (Vec::new(), Vec::new());
+            loop {
+                match read_line(&mut reader, &mut line, max_line_bytes) {
+                    Ok(LineRead::Line) => {}
+                    Ok(LineRead::TooLong { .. }) => continue,
+                    // The end, or the end of what is peeked (a gzip member cut short).
+                    Ok(LineRead::End) | Err(_) => return None,
+                }
+                let Ok(text) = std::str::from_utf8(&line) else {
+                    continue;
+                };
+                readings.clear();
+                if formats::parse_line(input.format, &context, text, &mut readings).is_ok() {
+                    let first = readings
+                        .iter()
+                        .filter(|r| check_names(r).is_ok())
+                        .map(|r| r.ts);
+                    if let Some(ts) = first.min() {
+                        return Some(ts);
+                    }
+                }
+            }
+        })
+        .flatten()
 }
 
 #[cfg(test)]

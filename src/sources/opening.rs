@@ -132,6 +132,39 @@ impl StreamHandle {
     pub(crate) fn take(&self) -> Option<Box<dyn Read + Send>> {
         self.0.lock().map(|mut slot| slot.take()).unwrap_or(None)
     }
+
+    /// Lets `look` read the stream from its first byte, at most `limit` bytes of it, then puts
+    /// what it read back in front: whoever takes the stream later still reads it whole. `None` if
+    /// the stream was taken already.
+    pub(crate) fn peek<T>(&self, limit: usize, look: impl FnOnce(&mut dyn Read) -> T) -> Option<T> {
+        let mut slot = self.0.lock().ok()?;
+        let mut stream = slot.take()?;
+        let mut recording = Recording {
+            inner: &mut stream,
+            seen: Vec::new(),
+            limit,
+        };
+        let looked = look(&mut recording);
+        let seen = recording.seen;
+        *slot = Some(Box::new(Cursor::new(seen).chain(stream)));
+        Some(looked)
+    }
+}
+
+/// Reads through to `inner`, keeping what it read, up to `limit` bytes (then it ends).
+struct Recording<'a> {
+    inner: &'a mut Box<dyn Read + Send>,
+    seen: Vec<u8>,
+    limit: usize,
+}
+
+impl Read for Recording<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = self.limit.saturating_sub(self.seen.len()).min(buf.len());
+        let read = self.inner.read(&mut buf[..room])?;
+        self.seen.extend_from_slice(&buf[..read]);
+        Ok(read)
+    }
 }
 
 impl PartialEq for StreamHandle {
@@ -252,6 +285,22 @@ mod tests {
             .unwrap();
         assert_eq!(read, text);
         assert!(handle.take().is_none());
+    }
+
+    #[test]
+    fn a_peek_puts_back_what_it_read() {
+        let text = b"first\nsecond\nthird\n".to_vec();
+        let (handle, _) = StreamHandle::open(Box::new(Cursor::new(text.clone()))).unwrap();
+        let peeked = handle.peek(9, |reader| {
+            let mut seen = Vec::new();
+            reader.read_to_end(&mut seen).unwrap();
+            seen
+        });
+        assert_eq!(peeked.as_deref(), Some(&b"first\nsec"[..9]));
+        let mut read = Vec::new();
+        handle.take().unwrap().read_to_end(&mut read).unwrap();
+        assert_eq!(read, text);
+        assert!(handle.peek(1, |_| ()).is_none());
     }
 
     #[test]
