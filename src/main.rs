@@ -7,6 +7,8 @@ use roomflow::telemetry::logging::{self, LogFormat};
 // glibc's allocator fragments under the churn of many short-lived batches: resident memory crept
 // up over long replays. mimalloc keeps it flat (and allocates faster). It is built without
 // transparent huge pages (Cargo.toml's `no_thp`), which had doubled a replay's resident memory.
+// The `system-allocator` feature leaves it out, for heap profilers that watch malloc (heaptrack).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
