@@ -17,7 +17,7 @@ use crate::mongo::sink::{mongo_sink, MongoSinkState};
 use crate::sinks::changes::write_changes;
 use crate::sinks::final_state::final_state;
 use crate::sinks::rejected::{rejected_sink, RejectedCounts, RejectedFiles};
-use crate::sinks::summary::{gather_room_averages, RoomTable};
+use crate::sinks::summary::{gather_room_averages, Gathered, RoomTable};
 use crate::sources::replay::{replay as replay_source, ReplayOptions};
 
 /// Where a replay worker's results go.
@@ -63,7 +63,12 @@ pub fn build_replay_dataflow(
             })
         });
         rejected_sink(rejected, rejected_files, sinks.counts);
-        gather_room_averages(collections.room_averages.clone(), sinks.table);
+        // With --out, the table is not printed: only the summary line's counts are gathered.
+        let gathered = match files {
+            Some(_) => Gathered::Counts,
+            None => Gathered::Table,
+        };
+        gather_room_averages(collections.room_averages.clone(), sinks.table, gathered);
         if let Some(files) = files {
             let windows = settings.windows;
             final_state(

@@ -65,7 +65,7 @@ pub fn print_summary(
     seconds: f64,
     mongo_summary: &str,
 ) {
-    let rendered = render_table(&mut table, if out.is_some() { 0 } else { 100 });
+    differential_dataflow::consolidation::consolidate(&mut table);
     let applied: i64 = table.iter().map(|(average, _)| average.count).sum();
     let rooms = table
         .iter()
@@ -73,7 +73,7 @@ pub fn print_summary(
         .collect::<BTreeSet<_>>()
         .len();
     if out.is_none() {
-        print!("{rendered}");
+        print!("{}", render_table(&mut table, 100));
     }
     for example in &counts.examples {
         tracing::warn!("dead letter {example}");

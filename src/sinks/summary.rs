@@ -8,18 +8,94 @@ use std::sync::{Arc, Mutex};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use roomflow_dataflows::reading::mean_to_f64;
-use roomflow_dataflows::{HeldByTime, KeyedState, RoomAverage, Time};
+use roomflow_dataflows::{HeldByTime, KeyedState, Name, RoomAverage, Time};
+use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
 
 /// Final room averages, gathered on worker 0.
 pub type RoomTable = Arc<Mutex<Vec<(RoomAverage, isize)>>>;
 
-/// Gathers the final `room_averages` on worker 0 into `table`. Each worker keeps the current
-/// averages of its own keys and sends them once, when its input is complete, so worker 0 does not
-/// see every intermediate value.
-pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>, table: RoomTable) {
-    let finals = room_averages
+/// What the summary gathers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gathered {
+    /// Every room's averages, for the table printed without `--out`.
+    Table,
+    /// One entry per room, its sensor empty and its count the room's readings: all the summary
+    /// line needs when the results go to files. Keeping every average here as well cost a second
+    /// copy of the aggregates (100 MB of a replay of 100,000 rooms).
+    Counts,
+}
+
+/// Gathers the final `room_averages` on worker 0 into `table`, as `gathered` says. Each worker
+/// keeps what it needs of its own keys and sends it once, when its input is complete, so worker 0
+/// does not see every intermediate value.
+pub fn gather_room_averages(
+    room_averages: VecCollection<'_, Time, RoomAverage>,
+    table: RoomTable,
+    gathered: Gathered,
+) {
+    let finals = match gathered {
+        Gathered::Table => final_averages(room_averages),
+        Gathered::Counts => readings_per_room(room_averages),
+    };
+    finals.sink(
+        Exchange::new(|_: &RoomAverage| 0),
+        "GatherSummary",
+        move |(input, _)| {
+            let mut table = table.lock().expect("no panics holding the lock");
+            input.for_each(|_, data| table.extend(data.drain(..).map(|record| (record, 1))));
+        },
+    );
+}
+
+/// Per room, its readings (the sum of its keys' final counts), once the input is complete: the
+/// counts telescope, so each update adds its count times its sign, in any order.
+fn readings_per_room<'s>(
+    room_averages: VecCollection<'s, Time, RoomAverage>,
+) -> StreamVec<'s, Time, RoomAverage> {
+    room_averages
+        .inner
+        .unary_frontier(Pipeline, "RoomCounts", |capability, _| {
+            let mut capability = Some(capability);
+            // Per room: its keys with a value, and their readings.
+            let mut rooms: FxHashMap<Name, (isize, i64)> = FxHashMap::default();
+            move |(input, frontier), output| {
+                input.for_each(|_, data| {
+                    for (record, _, diff) in data.drain(..) {
+                        let (keys, readings) = rooms.entry(record.room).or_default();
+                        *keys += diff;
+                        *readings += diff as i64 * record.count;
+                    }
+                });
+                match (frontier.frontier().first(), capability.as_mut()) {
+                    (Some(time), Some(held)) => held.downgrade(time),
+                    (None, Some(held)) => {
+                        let rooms = std::mem::take(&mut rooms).into_iter();
+                        output.session(held).give_iterator(rooms.filter_map(
+                            |(room, (keys, count))| {
+                                (keys > 0).then(|| RoomAverage {
+                                    room,
+                                    sensor: Name::default(),
+                                    count,
+                                    sum: 0,
+                                })
+                            },
+                        ));
+                        capability = None;
+                    }
+                    _ => {}
+                }
+            }
+        })
+}
+
+/// Every key's final average, once the input is complete.
+fn final_averages<'s>(
+    room_averages: VecCollection<'s, Time, RoomAverage>,
+) -> StreamVec<'s, Time, RoomAverage> {
+    room_averages
         .inner
         .unary_frontier(Pipeline, "RoomSummary", |capability, _| {
             let mut capability = Some(capability);
@@ -45,15 +121,7 @@ pub fn gather_room_averages(room_averages: VecCollection<'_, Time, RoomAverage>,
                     _ => {}
                 }
             }
-        });
-    finals.sink(
-        Exchange::new(|_: &RoomAverage| 0),
-        "GatherSummary",
-        move |(input, _)| {
-            let mut table = table.lock().expect("no panics holding the lock");
-            input.for_each(|_, data| table.extend(data.drain(..).map(|record| (record, 1))));
-        },
-    );
+        })
 }
 
 /// Renders the per-room table: one row per room, one column per sensor, `mean (count)`.
