@@ -59,6 +59,10 @@ const CHUNK: usize = 1 << 14;
 /// is dropped: it would hold its memory for good after one large time).
 const REUSED_KEYS: usize = 1 << 16;
 
+/// How many emptied maps are kept for reuse: one per time usually held at once (the time being
+/// filled and the windows' expiries ahead of it), so that a new time does not grow a map again.
+const SPARE_MAPS: usize = 4;
+
 /// Per key, the running total of `updates` (keys routed to workers by their hash): at each time,
 /// the changes of the collection of `(key, total)` with a total that is not zero.
 pub fn running_totals<'s, K, R>(
@@ -85,16 +89,16 @@ where
         // updated many times before its time completes (a window's expiry, a negation per batch)
         // is held once.
         let mut pending: BTreeMap<Time, (Capability<Time>, FxHashMap<K, R>)> = BTreeMap::new();
-        let mut spare: FxHashMap<K, R> = FxHashMap::default();
+        let mut spare: Vec<FxHashMap<K, R>> = Vec::new();
         let mut totals: FxHashMap<K, R> = FxHashMap::default();
         let mut changes = Vec::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|cap, containers| {
                 for container in containers {
                     for (key, time, diff) in container.drain(..) {
-                        let (_, held) = pending
-                            .entry(time)
-                            .or_insert_with(|| (cap.delayed(&time, 0), std::mem::take(&mut spare)));
+                        let (_, held) = pending.entry(time).or_insert_with(|| {
+                            (cap.delayed(&time, 0), spare.pop().unwrap_or_default())
+                        });
                         match held.entry(key) {
                             Entry::Occupied(mut slot) => slot.get_mut().plus_equals(&diff),
                             Entry::Vacant(slot) => {
@@ -137,8 +141,8 @@ where
                     }
                 }
                 output.session(&capability).give_sized(changes.drain(..));
-                if updates.capacity() <= REUSED_KEYS {
-                    spare = updates;
+                if updates.capacity() <= REUSED_KEYS && spare.len() < SPARE_MAPS {
+                    spare.push(updates);
                 }
             }
         }
