@@ -12,10 +12,10 @@
 //! The output is exactly `count_total`'s: at each time, for each key whose total changed, the old
 //! `(key, total)` retracted (unless it was zero) and the new one inserted (unless it is zero).
 //!
-//! Memory: the updates of a time not yet complete are held added up per key, as they arrive. The
-//! windows' expiries are such updates, a negation per window and batch, held until the window
-//! expires: held one per update, they were 600 MB of a 1.4 GB replay of 100,000 rooms. Then each
-//! key's total is looked up once per time, and a time's changes go out in chunks.
+//! Memory: the updates of a time not yet complete are held as they arrive while they are few, and
+//! added up per key once many (`LISTED`). The windows' expiries are such updates, a negation
+//! per window and batch, held until the window expires: held one per update, they were 600 MB of
+//! a 1.4 GB replay of 100,000 rooms. A time's changes go out in chunks.
 //!
 //! ```
 //! use roomflow_dataflows::totals::running_totals;
@@ -55,13 +55,12 @@ use crate::sized::GiveSized;
 /// The most changes gathered before they go out.
 const CHUNK: usize = 1 << 14;
 
-/// A held time's updates, added up per key, are kept for reuse below this many keys (a larger map
-/// is dropped: it would hold its memory for good after one large time).
-const REUSED_KEYS: usize = 1 << 16;
-
-/// How many emptied maps are kept for reuse: one per time usually held at once (the time being
-/// filled and the windows' expiries ahead of it), so that a new time does not grow a map again.
-const SPARE_MAPS: usize = 4;
+/// A held time's updates are listed as they come up to this many; beyond, they are added up per
+/// key in a map. A list costs a push per update and a lookup when applied; a map a lookup on
+/// arrival too (18 % of a replay of 1,000 rooms), but holds each key once: a replay of 100,000
+/// rooms inside one tick held 600 MB of listed updates (the windows' expiry negations, one per
+/// window and batch).
+const LISTED: usize = 1 << 16;
 
 /// Per key, the running total of `updates` (keys routed to workers by their hash): at each time,
 /// the changes of the collection of `(key, total)` with a total that is not zero.
@@ -72,11 +71,12 @@ where
     K: ExchangeData + Hash,
     R: Semigroup + PartialEq + timely::ExchangeData,
 {
-    running_totals_in_chunks(updates, CHUNK)
+    running_totals_within(updates, LISTED, CHUNK)
 }
 
-fn running_totals_in_chunks<'s, K, R>(
+fn running_totals_within<'s, K, R>(
     updates: StreamVec<'s, Time, (K, Time, R)>,
+    listed: usize,
     chunk: usize,
 ) -> StreamVec<'s, Time, ((K, R), Time, isize)>
 where
@@ -85,26 +85,17 @@ where
 {
     let route = Exchange::new(|(key, _, _): &(K, Time, R)| key.hashed());
     updates.unary_frontier(route, "RunningTotals", move |_, _| {
-        // The updates of each time not complete yet, added up per key as they arrive: a key
-        // updated many times before its time completes (a window's expiry, a negation per batch)
-        // is held once.
-        let mut pending: BTreeMap<Time, (Capability<Time>, FxHashMap<K, R>)> = BTreeMap::new();
-        let mut spare: Vec<FxHashMap<K, R>> = Vec::new();
-        let mut totals: FxHashMap<K, R> = FxHashMap::default();
+        let mut pending: BTreeMap<Time, (Capability<Time>, Held<K, R>)> = BTreeMap::new();
+        let mut totals = Totals::default();
         let mut changes = Vec::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|cap, containers| {
                 for container in containers {
                     for (key, time, diff) in container.drain(..) {
-                        let (_, held) = pending.entry(time).or_insert_with(|| {
-                            (cap.delayed(&time, 0), spare.pop().unwrap_or_default())
-                        });
-                        match held.entry(key) {
-                            Entry::Occupied(mut slot) => slot.get_mut().plus_equals(&diff),
-                            Entry::Vacant(slot) => {
-                                slot.insert(diff);
-                            }
-                        }
+                        let (_, held) = pending
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, 0), Held::default()));
+                        held.push(key, diff, listed);
                     }
                 }
             });
@@ -113,40 +104,160 @@ where
                 if complete_before.is_some_and(|frontier| frontier <= *entry.key()) {
                     break;
                 }
-                let (time, (capability, mut updates)) = entry.remove_entry();
-                // Each key once, its time's updates added up: one lookup, one change.
-                for (key, diff) in updates.drain() {
-                    if diff.is_zero() {
-                        continue;
-                    }
-                    match totals.entry(key) {
-                        Entry::Occupied(mut slot) => {
-                            let old = slot.get().clone();
-                            slot.get_mut().plus_equals(&diff);
-                            changes.push(((slot.key().clone(), old), time, -1));
-                            if slot.get().is_zero() {
-                                slot.remove();
-                            } else {
-                                let total = slot.get().clone();
-                                changes.push(((slot.key().clone(), total), time, 1));
-                            }
-                        }
-                        Entry::Vacant(slot) => {
-                            changes.push(((slot.key().clone(), diff.clone()), time, 1));
-                            slot.insert(diff);
-                        }
-                    }
+                let (time, (capability, held)) = entry.remove_entry();
+                let mut emit = |change, diff| {
+                    changes.push((change, time, diff));
                     if changes.len() >= chunk {
                         output.session(&capability).give_sized(changes.drain(..));
                     }
+                };
+                match held {
+                    Held::Listed(updates) => totals.apply_listed(updates, &mut emit),
+                    Held::Summed(updates) => totals.apply_summed(updates, &mut emit),
                 }
                 output.session(&capability).give_sized(changes.drain(..));
-                if updates.capacity() <= REUSED_KEYS && spare.len() < SPARE_MAPS {
-                    spare.push(updates);
-                }
             }
         }
     })
+}
+
+/// A time's held updates.
+enum Held<K, R> {
+    /// As they came.
+    Listed(Vec<(K, R)>),
+    /// Added up per key, once there were many.
+    Summed(FxHashMap<K, R>),
+}
+
+impl<K, R> Default for Held<K, R> {
+    fn default() -> Self {
+        Held::Listed(Vec::new())
+    }
+}
+
+impl<K: Hash + Eq, R: Semigroup> Held<K, R> {
+    fn push(&mut self, key: K, diff: R, listed: usize) {
+        match self {
+            Held::Listed(list) => {
+                list.push((key, diff));
+                if list.len() > listed {
+                    let mut summed = FxHashMap::default();
+                    for (key, diff) in list.drain(..) {
+                        add(&mut summed, key, diff);
+                    }
+                    *self = Held::Summed(summed);
+                }
+            }
+            Held::Summed(summed) => add(summed, key, diff),
+        }
+    }
+}
+
+fn add<K: Hash + Eq, R: Semigroup>(summed: &mut FxHashMap<K, R>, key: K, diff: R) {
+    match summed.entry(key) {
+        Entry::Occupied(mut slot) => slot.get_mut().plus_equals(&diff),
+        Entry::Vacant(slot) => {
+            slot.insert(diff);
+        }
+    }
+}
+
+/// The running totals, and what applying a time's listed updates needs.
+struct Totals<K, R> {
+    totals: FxHashMap<K, Running<R>>,
+    /// Times applied so far: a key's `touched` equal to it was touched at the time being applied.
+    applied: u64,
+    /// Keys touched at the time being applied, each once, with their total before it.
+    touched: Vec<(K, Option<R>)>,
+}
+
+impl<K, R> Default for Totals<K, R> {
+    fn default() -> Self {
+        Totals {
+            totals: FxHashMap::default(),
+            applied: 0,
+            touched: Vec::new(),
+        }
+    }
+}
+
+/// A key's total, and the last time (in [`Totals::applied`]) it was touched.
+struct Running<R> {
+    total: R,
+    touched: u64,
+}
+
+impl<K: Hash + Eq + Clone, R: Semigroup + PartialEq + Clone> Totals<K, R> {
+    /// Applies a time's listed updates: each added to its key's total as it comes, the total
+    /// before the time remembered at the key's first; then one change per key touched.
+    /// (Consolidating the updates first meant sorting them, which cost more than the second
+    /// lookup.)
+    fn apply_listed(&mut self, updates: Vec<(K, R)>, emit: &mut impl FnMut((K, R), isize)) {
+        self.applied += 1;
+        for (key, diff) in updates {
+            match self.totals.entry(key) {
+                Entry::Occupied(mut slot) => {
+                    if slot.get().touched != self.applied {
+                        let before = slot.get().total.clone();
+                        self.touched.push((slot.key().clone(), Some(before)));
+                        slot.get_mut().touched = self.applied;
+                    }
+                    slot.get_mut().total.plus_equals(&diff);
+                }
+                Entry::Vacant(slot) => {
+                    self.touched.push((slot.key().clone(), None));
+                    slot.insert(Running {
+                        total: diff,
+                        touched: self.applied,
+                    });
+                }
+            }
+        }
+        for (key, before) in std::mem::take(&mut self.touched) {
+            let Entry::Occupied(slot) = self.totals.entry(key) else {
+                unreachable!("a touched key has a total until its changes are out")
+            };
+            if before.as_ref() == Some(&slot.get().total) {
+                continue;
+            }
+            if let Some(before) = before {
+                emit((slot.key().clone(), before), -1);
+            }
+            if slot.get().total.is_zero() {
+                slot.remove();
+            } else {
+                emit((slot.key().clone(), slot.get().total.clone()), 1);
+            }
+        }
+    }
+
+    /// Applies a time's updates added up per key: one lookup and one change per key.
+    fn apply_summed(&mut self, updates: FxHashMap<K, R>, emit: &mut impl FnMut((K, R), isize)) {
+        self.applied += 1;
+        for (key, diff) in updates {
+            if diff.is_zero() {
+                continue;
+            }
+            match self.totals.entry(key) {
+                Entry::Occupied(mut slot) => {
+                    emit((slot.key().clone(), slot.get().total.clone()), -1);
+                    slot.get_mut().total.plus_equals(&diff);
+                    if slot.get().total.is_zero() {
+                        slot.remove();
+                    } else {
+                        emit((slot.key().clone(), slot.get().total.clone()), 1);
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    emit((slot.key().clone(), diff.clone()), 1);
+                    slot.insert(Running {
+                        total: diff,
+                        touched: 0,
+                    });
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,12 +272,12 @@ mod tests {
 
     use super::*;
 
-    /// The consolidated changes of `running_totals` (in chunks of `ours`) or of `count_total`
-    /// (`None`) over `updates`, each sent at its time or, `ahead`, all while the input is at
-    /// time 0.
+    /// The consolidated changes of `running_totals` (within `ours`: updates listed, changes
+    /// out at once) or of `count_total` (`None`) over `updates`, each sent at its time or,
+    /// `ahead`, all while the input is at time 0.
     fn totals_of(
         updates: &[(u8, Time, isize)],
-        ours: Option<usize>,
+        ours: Option<(usize, usize)>,
         ahead: bool,
     ) -> Vec<((u8, isize), Time, isize)> {
         let mut by_time = updates.to_vec();
@@ -177,7 +288,7 @@ mod tests {
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, collection) = scope.new_collection::<u8, isize>();
                 let changes = match ours {
-                    Some(chunk) => running_totals_in_chunks(collection.inner, chunk),
+                    Some((listed, chunk)) => running_totals_within(collection.inner, listed, chunk),
                     None => collection.count_total().inner,
                 };
                 changes.sink(Pipeline, "Collect", move |(input, _)| {
@@ -218,9 +329,11 @@ mod tests {
         assert!(expected.iter().any(|(_, _, diff)| *diff < 0));
         for ahead in [false, true] {
             assert_eq!(totals_of(&updates, None, ahead), expected);
-            assert_eq!(totals_of(&updates, Some(CHUNK), ahead), expected);
-            // Changes out two at a time.
-            assert_eq!(totals_of(&updates, Some(2), ahead), expected);
+            assert_eq!(totals_of(&updates, Some((LISTED, CHUNK)), ahead), expected);
+            // Updates added up per key after the third, changes out two at a time.
+            assert_eq!(totals_of(&updates, Some((3, 2)), ahead), expected);
+            // Always added up.
+            assert_eq!(totals_of(&updates, Some((0, CHUNK)), ahead), expected);
         }
     }
 }
