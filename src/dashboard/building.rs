@@ -4,39 +4,22 @@
 //! Applying a change never fails: a message that is not a change envelope of a known collection
 //! is counted as malformed, with where it was and why, and the state is left as it was.
 //!
-//! Everything kept is bounded, whatever the input: a message longer than [`MAX_MESSAGE_BYTES`]
-//! is malformed, names longer than the job accepts ([`MAX_NAME_BYTES`]) are malformed, and every
-//! text kept to show (errors, reasons, sources, raw lines) is an [`excerpt`]. So is what a page is
-//! sent, and what a page that never reads holds (one event at a time).
+//! Everything kept is bounded, whatever the input (`bounds.rs`): a message longer than
+//! [`MAX_MESSAGE_BYTES`] is malformed, names longer than the job accepts ([`MAX_NAME_BYTES`]) are
+//! malformed, and every text kept to show (errors, reasons, sources, raw lines) is an
+//! [`excerpt`]. So is what a page is sent, and what a page that never reads holds (one event at a
+//! time).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::bounds::{excerpt, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_TEXT_BYTES};
 use super::rejected::{RejectedInput, RejectedTally};
-pub use crate::sources::validity::MAX_NAME_BYTES;
 
 /// How many malformed messages the dashboard keeps to show (the count has them all).
 pub const MALFORMED_KEPT: usize = 20;
-
-/// The longest message (alpha value, or line of a changes file) read; a longer one is malformed.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-
-/// The most of an error, a reason or a source kept to show, in bytes.
-pub const MAX_TEXT_BYTES: usize = 256;
-
-/// At most `max_bytes` of `text` (cut at a character boundary), with `…` when it was cut.
-pub fn excerpt(text: &str, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text.to_string();
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
 
 /// An average as the collections carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, serde::Serialize)]

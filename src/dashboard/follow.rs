@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::building::MAX_MESSAGE_BYTES;
+use super::bounds::MAX_MESSAGE_BYTES;
 use super::rejected::{self, Kind};
 use super::shared::Shared;
 

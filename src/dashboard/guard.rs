@@ -78,7 +78,7 @@ pub async fn guard(State(allowed): State<AllowedHosts>, request: Request, next: 
         .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned());
     let mut response = match host {
         Some(host) if request.uri().path() != "/livez" && !allowed.allows(&host) => {
-            let shown = super::building::excerpt(&host, 100);
+            let shown = super::bounds::excerpt(&host, 100);
             (
                 StatusCode::FORBIDDEN,
                 format!(

@@ -8,6 +8,7 @@
 //!
 //! What each file owns:
 //! - `building.rs`: the state: change envelopes applied by key, bounded per room.
+//! - `bounds.rs`: the most the dashboard keeps of any input (line, name, text lengths).
 //! - `rejected.rs`: dead letters and late readings: read, counted by reason, tied to rooms.
 //! - `views.rs`: the JSON the pages and `/api/` show.
 //! - `charts.rs`: a room's charts as SVG (plotters).
@@ -20,6 +21,7 @@
 //! - `assets/`: the pages, their script and style (our own; no third-party code).
 
 pub mod alpha;
+pub mod bounds;
 pub mod building;
 pub mod charts;
 pub mod follow;

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+
+use super::bounds::{excerpt, LINE_KEPT_BYTES, MAX_NAME_BYTES, MAX_TEXT_BYTES};
 use serde_json::Value;
 
 /// How many rejected inputs are kept to show, per room and for the building.
@@ -50,7 +52,6 @@ impl RejectedInput {
     /// The input with every text cut to an excerpt, and a name longer than any the job accepts
     /// left out: whatever a file or topic holds, what is kept of it is bounded.
     pub fn bounded(self) -> RejectedInput {
-        use super::building::{excerpt, MAX_NAME_BYTES, MAX_TEXT_BYTES};
         let name = |name: Option<String>| name.filter(|name| name.len() <= MAX_NAME_BYTES);
         RejectedInput {
             source: excerpt(&self.source, MAX_TEXT_BYTES),
@@ -62,9 +63,6 @@ impl RejectedInput {
         }
     }
 }
-
-/// The most of a dead letter's raw text kept, as the job's dead letters keep it.
-pub const LINE_KEPT_BYTES: usize = 1024;
 
 /// Counts of rejected inputs by kind and reason, and the newest few.
 #[derive(Clone, Debug, Default)]
