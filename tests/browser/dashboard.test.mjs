@@ -285,6 +285,23 @@ test("eight pages in one browser all load and stay live, and one tab visits nine
   await context.close();
 });
 
+test("without shared workers, a page holds a stream of its own and stays live", async () => {
+  const context = await browser.newContext();
+  // As in a browser without them (Chrome on Android).
+  await context.addInitScript(() => { delete window.SharedWorker; });
+  const page = await context.newPage();
+  await page.goto(served.url);
+  await page.waitForFunction((n) => document.querySelectorAll("article.tile").length === n, truth.size, { timeout: 10_000 });
+  assert.equal(await page.evaluate(() => typeof SharedWorker), "undefined");
+  appendFileSync(changes, change("room_averages", { room: "c3", sensor: "co2" },
+    { room: "c3", sensor: "co2", count: 4, sum: 1802, avg: 450.5 }, START + 780_000));
+  await page.waitForFunction(
+    () => document.querySelector('article.tile[data-room="c3"] tr[data-sensor="co2"] .all-time-avg')?.textContent === "450.50",
+    null, { timeout: 5000 });
+  assert.equal(await page.locator("#status").textContent(), "live");
+  await context.close();
+});
+
 test("names of dots and times beyond JavaScript's dates show, and break nothing", async () => {
   // A time no Date can hold (9e15 ms) in a change and in a dead letter; rooms named "." and "..",
   // whose links once resolved to "/".

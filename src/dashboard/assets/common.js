@@ -111,7 +111,13 @@ const roomflow = (() => {
       } else if (message.type === "building") onBuilding(message.view);
       else if (message.type === "rooms") onRooms(message.view);
     };
-    const feed = typeof SharedWorker === "function" ? sharedFeed(handle) : ownFeed(handle);
+    let feed;
+    try {
+      feed = typeof SharedWorker === "function" ? sharedFeed(handle) : ownFeed(handle);
+    } catch {
+      // A context that may not start workers (a sandboxed frame, say): a stream of its own.
+      feed = ownFeed(handle);
+    }
     let joined = false;
     const join = () => {
       if (joined || document.hidden) return;
