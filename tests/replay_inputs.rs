@@ -218,3 +218,37 @@ fn speed_paces_the_replay_by_event_time() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_summary_counts_every_reading_and_room_with_out_and_two_workers() {
+    // 100 rooms of two sensors, one reading each: about half the rooms have their two keys on
+    // different workers, each worker then reporting that room with one reading. Equal reports
+    // from two workers must both count.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let mut lines = String::new();
+    for room in 0..100 {
+        for sensor in ["co2", "humidity"] {
+            lines.push_str(&format!(
+                "{{\"room\": \"r{room}\", \"sensor\": \"{sensor}\", \"ts\": {}, \"value\": 1}}\n",
+                1_000 + room
+            ));
+        }
+    }
+    std::fs::write(&input, lines).unwrap();
+    let out = dir.path().join("out");
+    let output = ok(&[
+        "replay",
+        input.to_str().unwrap(),
+        "-w",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("replayed 200 inputs: 200 readings applied")
+            && stderr.contains("; 100 rooms;"),
+        "{stderr}"
+    );
+}

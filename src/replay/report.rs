@@ -65,8 +65,12 @@ pub fn print_summary(
     seconds: f64,
     mongo_summary: &str,
 ) {
-    differential_dataflow::consolidation::consolidate(&mut table);
-    let applied: i64 = table.iter().map(|(average, _)| average.count).sum();
+    // Not consolidated here: with `--out`, two workers may send equal per-room entries (a room's
+    // sensors split between them, as many readings on each), which must both count.
+    let applied: i64 = table
+        .iter()
+        .map(|(average, diff)| average.count * *diff as i64)
+        .sum();
     let rooms = table
         .iter()
         .map(|(average, _)| &average.room)
