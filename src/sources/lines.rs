@@ -1,15 +1,15 @@
 //! Reading one input line by line into readings and dead letters, each with its `file:line`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use flate2::read::MultiGzDecoder;
 use roomflow_dataflows::{EventTime, Item, Reading};
 
 use super::bounded::{read_line, LineRead};
 use super::formats::{self, Format, StreamContext};
 use super::inputs::InputFile;
+use super::opening::line_reader;
 use super::validity::{check_names, ValidRanges};
 use crate::streams::{RejectKind, Rejected};
 
@@ -43,6 +43,16 @@ impl LineStream {
         counter: Arc<AtomicU64>,
         max_line_bytes: usize,
     ) -> LineStream {
+        LineStream::reading(input, input.open(counter), valid, max_line_bytes)
+    }
+
+    /// The stream of `input`'s lines read from `reader` (what opening it gave).
+    fn reading(
+        input: &InputFile,
+        reader: io::Result<Box<dyn BufRead + Send>>,
+        valid: Arc<ValidRanges>,
+        max_line_bytes: usize,
+    ) -> LineStream {
         let mut stream = LineStream {
             name: input.name().into(),
             format: input.format,
@@ -55,7 +65,7 @@ impl LineStream {
             parsed: Vec::with_capacity(4),
             queued: Vec::new(),
         };
-        match input.open(counter) {
+        match reader {
             Ok(reader) => stream.reader = Some(reader),
             Err(error) => stream
                 .queued
@@ -228,12 +238,12 @@ pub fn first_event_time(
         .iter()
         .filter(|input| !input.once)
         .filter_map(|input| {
-            LineStream::open(input, Arc::default(), Arc::default(), max_line_bytes).find_map(
-                |item| match item {
-                    Item::Reading { reading, .. } => Some(reading.ts),
-                    Item::Other(_) => None,
-                },
-            )
+            first_reading_time(LineStream::open(
+                input,
+                Arc::default(),
+                Arc::default(),
+                max_line_bytes,
+            ))
         })
         .min();
     files.or_else(|| {
@@ -244,6 +254,14 @@ pub fn first_event_time(
     })
 }
 
+/// The event time of the first reading of `stream`, dead letters skipped.
+fn first_reading_time(mut stream: LineStream) -> Option<EventTime> {
+    stream.find_map(|item| match item {
+        Item::Reading { reading, .. } => Some(reading.ts),
+        Item::Other(_) => None,
+    })
+}
+
 /// How much of a stream [`first_stream_time`] looks at (kept in memory until it is read).
 const STREAM_PEEK_BYTES: usize = 1 << 20;
 
@@ -251,37 +269,15 @@ const STREAM_PEEK_BYTES: usize = 1 << 20;
 /// process opened; peeked, so that the stream is still read from its first byte.
 fn first_stream_time(input: &InputFile, max_line_bytes: usize) -> Option<EventTime> {
     let stream = input.stream.as_ref()?;
-    let context = input.context();
     stream
         .peek(STREAM_PEEK_BYTES, |raw| {
-            let decoded: Box<dyn Read + '_> = if input.gzip {
-                Box::new(MultiGzDecoder::new(raw))
-            } else {
-                Box::new(raw)
-            };
-            let mut reader = BufReader::new(decoded);
-            let (mut line, mut readings) = (Vec::new(), Vec::new());
-            loop {
-                match read_line(&mut reader, &mut line, max_line_bytes) {
-                    Ok(LineRead::Line) => {}
-                    Ok(LineRead::TooLong { .. }) => continue,
-                    // The end, or the end of what is peeked (a gzip member cut short).
-                    Ok(LineRead::End) | Err(_) => return None,
-                }
-                let Ok(text) = std::str::from_utf8(&line) else {
-                    continue;
-                };
-                readings.clear();
-                if formats::parse_line(input.format, &context, text, &mut readings).is_ok() {
-                    let first = readings
-                        .iter()
-                        .filter(|r| check_names(r).is_ok())
-                        .map(|r| r.ts);
-                    if let Some(ts) = first.min() {
-                        return Some(ts);
-                    }
-                }
-            }
+            let reader = line_reader(raw, input.gzip, Arc::default());
+            first_reading_time(LineStream::reading(
+                input,
+                Ok(reader),
+                Arc::default(),
+                max_line_bytes,
+            ))
         })
         .flatten()
 }

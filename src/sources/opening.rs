@@ -135,34 +135,46 @@ impl StreamHandle {
 
     /// Lets `look` read the stream from its first byte, at most `limit` bytes of it, then puts
     /// what it read back in front: whoever takes the stream later still reads it whole. `None` if
-    /// the stream was taken already.
-    pub(crate) fn peek<T>(&self, limit: usize, look: impl FnOnce(&mut dyn Read) -> T) -> Option<T> {
+    /// the stream was taken already. The reader `look` gets is its own (a line stream can own it)
+    /// and reads nothing once `look` has returned.
+    pub(crate) fn peek<T>(
+        &self,
+        limit: usize,
+        look: impl FnOnce(Box<dyn Read + Send>) -> T,
+    ) -> Option<T> {
         let mut slot = self.0.lock().ok()?;
-        let mut stream = slot.take()?;
-        let mut recording = Recording {
-            inner: &mut stream,
-            seen: Vec::new(),
+        let recorded: Recorded = Arc::new(Mutex::new((slot.take()?, Vec::new())));
+        let looked = look(Box::new(Recording {
+            recorded: recorded.clone(),
             limit,
-        };
-        let looked = look(&mut recording);
-        let seen = recording.seen;
+        }));
+        let mut recorded = recorded.lock().ok()?;
+        let empty: Box<dyn Read + Send> = Box::new(io::empty());
+        let (stream, seen) = std::mem::replace(&mut *recorded, (empty, Vec::new()));
         *slot = Some(Box::new(Cursor::new(seen).chain(stream)));
         Some(looked)
     }
 }
 
-/// Reads through to `inner`, keeping what it read, up to `limit` bytes (then it ends).
-struct Recording<'a> {
-    inner: &'a mut Box<dyn Read + Send>,
-    seen: Vec<u8>,
+/// A peeked stream, and what was read of it.
+type Recorded = Arc<Mutex<(Box<dyn Read + Send>, Vec<u8>)>>;
+
+/// Reads through to a stream, keeping what it read beside it, up to `limit` bytes (then it ends).
+struct Recording {
+    recorded: Recorded,
     limit: usize,
 }
 
-impl Read for Recording<'_> {
+impl Read for Recording {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = self.limit.saturating_sub(self.seen.len()).min(buf.len());
-        let read = self.inner.read(&mut buf[..room])?;
-        self.seen.extend_from_slice(&buf[..read]);
+        let mut recorded = self
+            .recorded
+            .lock()
+            .map_err(|_| io::Error::other("a peek at a stream panicked"))?;
+        let (stream, seen) = &mut *recorded;
+        let room = self.limit.saturating_sub(seen.len()).min(buf.len());
+        let read = stream.read(&mut buf[..room])?;
+        seen.extend_from_slice(&buf[..read]);
         Ok(read)
     }
 }
@@ -291,7 +303,7 @@ mod tests {
     fn a_peek_puts_back_what_it_read() {
         let text = b"first\nsecond\nthird\n".to_vec();
         let (handle, _) = StreamHandle::open(Box::new(Cursor::new(text.clone()))).unwrap();
-        let peeked = handle.peek(9, |reader| {
+        let peeked = handle.peek(9, |mut reader| {
             let mut seen = Vec::new();
             reader.read_to_end(&mut seen).unwrap();
             seen
