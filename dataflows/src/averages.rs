@@ -80,7 +80,7 @@ pub fn averages<'s>(
     .inner
     .flat_map_sized(|(aggregate, time, total)| {
         let room = match &aggregate {
-            Aggregate::Window(room, sensor, _) => Aggregate::Room(room.clone(), sensor.clone()),
+            Aggregate::Window(room, sensor, _) => Aggregate::Room(*room, *sensor),
             Aggregate::Room(..) => unreachable!("combined per window"),
         };
         [(room, time, total), (aggregate, time, total)]

@@ -66,7 +66,7 @@ impl RoomSeries {
         prev: (EventTime, Fixed),
     ) -> TemperatureDelta {
         TemperatureDelta {
-            room: room.clone(),
+            room: *room,
             ts,
             prev_ts: prev.0,
             value,
@@ -210,12 +210,10 @@ pub fn temperature_deltas<'s>(
                     pending.pop_complete(complete_before)
                 {
                     for (room, ts, value) in batch.drain(..) {
-                        rooms.entry(room.clone()).or_default().insert(
-                            &room,
-                            ts,
-                            value,
-                            &mut changes,
-                        );
+                        rooms
+                            .entry(room)
+                            .or_default()
+                            .insert(&room, ts, value, &mut changes);
                     }
                     pending.recycle(batch);
                     consolidate(&mut changes);

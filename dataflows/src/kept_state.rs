@@ -61,7 +61,7 @@ impl Checkpointed {
     pub fn temperature_reading(&self) -> Option<Reading> {
         match self {
             Checkpointed::Temperature { room, ts, value } => Some(Reading {
-                room: room.clone(),
+                room: *room,
                 sensor: Reading::TEMPERATURE.into(),
                 ts: *ts,
                 value: *value,
@@ -91,15 +91,11 @@ impl Update {
         match self {
             Update::Reading(reading) => {
                 let mut keys = vec![
-                    StateKey::Room(reading.room.clone(), reading.sensor.clone()),
-                    StateKey::Window(
-                        reading.room.clone(),
-                        reading.sensor.clone(),
-                        windows.start_of(reading.ts),
-                    ),
+                    StateKey::Room(reading.room, reading.sensor),
+                    StateKey::Window(reading.room, reading.sensor, windows.start_of(reading.ts)),
                 ];
                 if reading.is_temperature() {
-                    keys.push(StateKey::Temperature(reading.room.clone(), reading.ts));
+                    keys.push(StateKey::Temperature(reading.room, reading.ts));
                 }
                 keys
             }
@@ -123,15 +119,11 @@ impl StateKey {
     /// The key a record belongs under.
     pub fn of(record: &Checkpointed) -> StateKey {
         match record {
-            Checkpointed::Room(average) => {
-                StateKey::Room(average.room.clone(), average.sensor.clone())
+            Checkpointed::Room(average) => StateKey::Room(average.room, average.sensor),
+            Checkpointed::Window(window) => {
+                StateKey::Window(window.room, window.sensor, window.window_start)
             }
-            Checkpointed::Window(window) => StateKey::Window(
-                window.room.clone(),
-                window.sensor.clone(),
-                window.window_start,
-            ),
-            Checkpointed::Temperature { room, ts, .. } => StateKey::Temperature(room.clone(), *ts),
+            Checkpointed::Temperature { room, ts, .. } => StateKey::Temperature(*room, *ts),
         }
     }
 }
@@ -175,12 +167,12 @@ impl KeptState {
                 let start = windows.start_of(reading.ts);
                 add(
                     &mut self.windows,
-                    (reading.room.clone(), reading.sensor.clone(), start),
+                    (reading.room, reading.sensor, start),
                     contribution,
                 );
                 if reading.is_temperature() {
                     self.temperatures
-                        .entry(reading.room.clone())
+                        .entry(reading.room)
                         .or_default()
                         .hold(reading.ts, reading.value);
                 }
@@ -222,7 +214,7 @@ impl KeptState {
             let open = windows.expiry(*start) >= time;
             if !open {
                 if let Some(changed) = changed.as_mut() {
-                    changed.insert(StateKey::Window(room.clone(), sensor.clone(), *start));
+                    changed.insert(StateKey::Window(*room, *sensor, *start));
                 }
             }
             open
@@ -237,7 +229,7 @@ impl KeptState {
                     if series.len() != held.len() {
                         for ts in held {
                             if series.get(ts).is_none() {
-                                changed.insert(StateKey::Temperature(room.clone(), ts));
+                                changed.insert(StateKey::Temperature(*room, ts));
                             }
                         }
                     }
@@ -252,13 +244,13 @@ impl KeptState {
         match key {
             StateKey::Room(room, sensor) => self
                 .rooms
-                .get(&(room.clone(), sensor.clone()))
+                .get(&(*room, *sensor))
                 .map(|total| room_record(room, sensor, total))
                 .into_iter()
                 .collect(),
             StateKey::Window(room, sensor, window_start) => self
                 .windows
-                .get(&(room.clone(), sensor.clone(), *window_start))
+                .get(&(*room, *sensor, *window_start))
                 .map(|total| window_record(room, sensor, *window_start, total))
                 .into_iter()
                 .collect(),
@@ -267,7 +259,7 @@ impl KeptState {
                 .get(room)
                 .and_then(|series| series.get(*ts))
                 .map(|value| Checkpointed::Temperature {
-                    room: room.clone(),
+                    room: *room,
                     ts: *ts,
                     value,
                 })
@@ -304,7 +296,7 @@ impl KeptState {
                 series
                     .readings()
                     .map(|(ts, value)| Checkpointed::Temperature {
-                        room: room.clone(),
+                        room: *room,
                         ts,
                         value,
                     }),
@@ -333,8 +325,8 @@ fn add<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, SumCount>, key: K, contri
 /// A room's aggregate as a checkpoint record.
 fn room_record(room: &Name, sensor: &Name, total: &SumCount) -> Checkpointed {
     Checkpointed::Room(RoomAverage {
-        room: room.clone(),
-        sensor: sensor.clone(),
+        room: *room,
+        sensor: *sensor,
         count: total.count,
         sum: total.sum,
     })
@@ -348,8 +340,8 @@ fn window_record(
     total: &SumCount,
 ) -> Checkpointed {
     Checkpointed::Window(WindowAverage {
-        room: room.clone(),
-        sensor: sensor.clone(),
+        room: *room,
+        sensor: *sensor,
         window_start,
         count: total.count,
         sum: total.sum,

@@ -1,64 +1,116 @@
-//! `Name`: the short strings that key everything (rooms, sensors), compared as integers.
+//! `Name`: the short strings that key everything (rooms, sensors), interned to 4 bytes.
 //!
-//! Arrangements sort and hash keys over and over. A name of at most 16 bytes is kept inline as a
-//! big-endian `u128` with its length, so comparing two names is one integer comparison and
-//! hashing one integer; longer names live behind an `Arc<str>` and compare as strings. The order
-//! is exactly the byte-wise order of the strings either way.
+//! Every key and record of the job carries a room and a sensor name, and at a portfolio's size
+//! (100,000 rooms, each key held in an aggregate, a window, a held reading and an output record)
+//! the names were most of the state: 24 bytes each, inline or behind an `Arc`. A name is now an
+//! index into a process-wide table of the distinct names seen, each kept once for the life of the
+//! process (a portfolio's rooms and sensors: about 80 bytes each, 8 MB for 100,000 rooms).
+//!
+//! - **Equality** is the index's: one integer comparison.
+//! - **Order** is exactly the byte-wise order of the strings (outputs and tables sorted by name
+//!   stay sorted as before): equal indices are equal, others compare their strings.
+//! - **Hash** is the string's, computed once when the name is interned and kept beside it: an
+//!   index depends on the order in which a process met its names, and exchanging a key between
+//!   processes (`-n 2`) must send it to the same worker from either side.
+//! - **Serialized** as the string; a name read back is interned again by the receiving process.
+//!
+//! Interning a string looks first in a small cache of the thread (most readings repeat a name
+//! recently seen), then in the shared map, which takes a lock only to add a name.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::LazyLock;
 
+use dashmap::DashMap;
+use rustc_hash::FxHasher;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const INLINE: usize = 16;
-
 /// A room or sensor name.
-#[derive(Clone)]
-pub struct Name(Repr);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Name(u32);
 
-#[derive(Clone)]
-enum Repr {
-    /// Bytes zero-padded to 16; the length tells `"a"` from `"a\0"`.
-    Inline {
-        bytes: [u8; INLINE],
-        len: u8,
-    },
-    Heap(Arc<str>),
+/// A distinct name, as the table keeps it.
+struct Interned {
+    text: &'static str,
+    /// The string's hash, the same in every process.
+    hash: u64,
+}
+
+/// The names by index: append-only, read without locks.
+static NAMES: boxcar::Vec<Interned> = boxcar::Vec::new();
+
+/// The index of each name.
+static INDICES: LazyLock<DashMap<&'static str, u32, BuildHasherDefault<FxHasher>>> =
+    LazyLock::new(DashMap::default);
+
+/// Slots of the thread's cache of recently interned names (a power of two).
+const CACHE_SLOTS: usize = 1024;
+
+thread_local! {
+    /// Recently interned names, each in the slot its hash picks (a newer one replaces it).
+    static RECENT: RefCell<Vec<Option<(&'static str, Name)>>> =
+        RefCell::new(vec![None; CACHE_SLOTS]);
+}
+
+fn content_hash(text: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
 }
 
 impl Name {
     /// The name as a string slice.
     #[inline]
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline { bytes, len } => {
-                // SAFETY: an inline name is made only by `From<&str>`, which copies the whole
-                // string: its first `len` bytes are that string's, valid UTF-8. (Checking them
-                // again on every use was 4 % of replay's instructions.)
-                unsafe { std::str::from_utf8_unchecked(&bytes[..*len as usize]) }
-            }
-            Repr::Heap(text) => text,
+    pub fn as_str(&self) -> &'static str {
+        self.interned().text
+    }
+
+    #[inline]
+    fn interned(&self) -> &'static Interned {
+        // A `Name` is made only by `intern`, after its entry was pushed.
+        NAMES.get(self.0 as usize).expect("an interned name")
+    }
+
+    fn intern(text: &str) -> Name {
+        let hash = content_hash(text);
+        let slot = hash as usize & (CACHE_SLOTS - 1);
+        let cached = RECENT.with_borrow(|recent| match recent[slot] {
+            Some((kept, name)) if kept == text => Some(name),
+            _ => None,
+        });
+        if let Some(name) = cached {
+            return name;
         }
+        let name = match INDICES.get(text) {
+            Some(index) => Name(*index),
+            None => Self::add(text, hash),
+        };
+        RECENT.with_borrow_mut(|recent| recent[slot] = Some((name.as_str(), name)));
+        name
+    }
+
+    #[cold]
+    fn add(text: &str, hash: u64) -> Name {
+        // Called after the map had no such name. The entry holds its shard's lock: a name racing
+        // in from another thread finds the index this one pushes, or pushes its own first (and
+        // this copy of the string is then never used: rare, and a few bytes).
+        let text: &'static str = Box::leak(text.into());
+        let index = *INDICES.entry(text).or_insert_with(|| {
+            let index = NAMES.push(Interned { text, hash });
+            u32::try_from(index).expect("fewer than 4 billion distinct names")
+        });
+        Name(index)
     }
 }
 
 impl From<&str> for Name {
     #[inline]
     fn from(text: &str) -> Name {
-        if text.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            Name(Repr::Inline {
-                bytes,
-                len: text.len() as u8,
-            })
-        } else {
-            Name(Repr::Heap(Arc::from(text)))
-        }
+        Name::intern(text)
     }
 }
 
@@ -82,20 +134,6 @@ impl Deref for Name {
     }
 }
 
-impl PartialEq for Name {
-    #[inline]
-    fn eq(&self, other: &Name) -> bool {
-        match (&self.0, &other.0) {
-            (Repr::Inline { bytes: a, len: la }, Repr::Inline { bytes: b, len: lb }) => {
-                a == b && la == lb
-            }
-            _ => self.as_str() == other.as_str(),
-        }
-    }
-}
-
-impl Eq for Name {}
-
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
@@ -111,16 +149,10 @@ impl PartialEq<&str> for Name {
 impl Ord for Name {
     #[inline]
     fn cmp(&self, other: &Name) -> Ordering {
-        match (&self.0, &other.0) {
-            (Repr::Inline { bytes: a, len: la }, Repr::Inline { bytes: b, len: lb }) => {
-                // Zero padding orders like the strings, except that a string ordered before its
-                // own zero-extension must come first: the length settles that tie.
-                u128::from_be_bytes(*a)
-                    .cmp(&u128::from_be_bytes(*b))
-                    .then(la.cmp(lb))
-            }
-            _ => self.as_str().cmp(other.as_str()),
+        if self.0 == other.0 {
+            return Ordering::Equal;
         }
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -134,14 +166,7 @@ impl PartialOrd for Name {
 impl Hash for Name {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Equal names have the same representation (up to 16 bytes is always inline).
-        match &self.0 {
-            Repr::Inline { bytes, len } => {
-                state.write_u128(u128::from_ne_bytes(*bytes));
-                state.write_u8(*len);
-            }
-            Repr::Heap(text) => text.hash(state),
-        }
+        state.write_u64(self.interned().hash);
     }
 }
 
@@ -211,6 +236,56 @@ mod tests {
             }
             assert_eq!(Name::from(x).as_str(), x);
         }
+    }
+
+    #[test]
+    fn hashes_the_string_whatever_the_index() {
+        // Two processes meet their names in different orders; an exchange routes by this hash.
+        let hash_of = |name: Name| {
+            let mut hasher = FxHasher::default();
+            name.hash(&mut hasher);
+            hasher.finish()
+        };
+        let mut text_hasher = FxHasher::default();
+        text_hasher.write_u64(content_hash("hashes-room-7"));
+        assert_eq!(hash_of(Name::from("hashes-room-7")), text_hasher.finish());
+        assert_ne!(
+            hash_of(Name::from("hashes-room-7")),
+            hash_of(Name::from("hashes-room-8"))
+        );
+    }
+
+    #[test]
+    fn threads_racing_to_intern_agree() {
+        // Eight threads intern the same 2,000 new names, each in its own order, and beyond the
+        // cache's slots: every name gets one index, shared by all of them.
+        let texts: Vec<String> = (0..2_000).map(|i| format!("race-{i}")).collect();
+        let seen: Vec<Vec<(String, Name)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let texts = &texts;
+                    scope.spawn(move || {
+                        let mut order: Vec<&String> = texts.iter().collect();
+                        order.rotate_left(t * 250);
+                        order
+                            .into_iter()
+                            .map(|text| (text.clone(), Name::from(text.as_str())))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let first: std::collections::HashMap<&String, Name> =
+            seen[0].iter().map(|(t, n)| (t, *n)).collect();
+        for thread in &seen {
+            for (text, name) in thread {
+                assert_eq!(first[text], *name, "{text}");
+                assert_eq!(name.as_str(), text);
+            }
+        }
+        let distinct: std::collections::HashSet<Name> = first.values().copied().collect();
+        assert_eq!(distinct.len(), texts.len());
     }
 
     #[test]

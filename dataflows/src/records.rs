@@ -60,8 +60,8 @@ impl Record for RoomAverage {
     type Json<'a> = RoomAverageJson<'a>;
     fn key(&self) -> RoomSensorKey {
         RoomSensorKey {
-            room: self.room.clone(),
-            sensor: self.sensor.clone(),
+            room: self.room,
+            sensor: self.sensor,
         }
     }
     fn json(&self) -> RoomAverageJson<'_> {
@@ -106,8 +106,8 @@ impl Record for WindowAverage {
     type Json<'a> = WindowAverageJson<'a>;
     fn key(&self) -> WindowKey {
         WindowKey {
-            room: self.room.clone(),
-            sensor: self.sensor.clone(),
+            room: self.room,
+            sensor: self.sensor,
             window_start: self.window_start,
         }
     }
@@ -152,7 +152,7 @@ impl Record for TemperatureDelta {
     type Json<'a> = TemperatureDeltaJson<'a>;
     fn key(&self) -> RoomTimeKey {
         RoomTimeKey {
-            room: self.room.clone(),
+            room: self.room,
             ts: self.ts,
         }
     }

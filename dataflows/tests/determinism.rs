@@ -98,11 +98,7 @@ fn emit_final_gives_the_same_final_collections_with_one_insertion_per_window() {
                     "seed {seed}: {window:?} emitted before or after its expiry"
                 );
                 *versions
-                    .entry((
-                        window.room.clone(),
-                        window.sensor.clone(),
-                        window.window_start,
-                    ))
+                    .entry((window.room, window.sensor, window.window_start))
                     .or_insert(0) += 1;
             }
             assert!(

@@ -73,16 +73,16 @@ fn readings_per_room<'s>(
                     (Some(time), Some(held)) => held.downgrade(time),
                     (None, Some(held)) => {
                         let rooms = std::mem::take(&mut rooms).into_iter();
-                        output.session(held).give_iterator(rooms.filter_map(
-                            |(room, (keys, count))| {
-                                (keys > 0).then(|| RoomAverage {
+                        output.session(held).give_iterator(
+                            rooms.filter(|&(_room, (keys, _count))| keys > 0).map(
+                                |(room, (_keys, count))| RoomAverage {
                                     room,
                                     sensor: Name::default(),
                                     count,
                                     sum: 0,
-                                })
-                            },
-                        ));
+                                },
+                            ),
+                        );
                         capability = None;
                     }
                     _ => {}

@@ -46,7 +46,7 @@ pub(super) fn parse_intel(line: &str, out: &mut Vec<Reading>) -> Result<(), Stri
     for (value, sensor) in parsed.into_iter().zip(INTEL_SENSORS) {
         if let Some(value) = value {
             out.push(Reading {
-                room: room.clone(),
+                room,
                 sensor: Name::from(sensor),
                 ts,
                 value,

@@ -49,8 +49,8 @@ pub(super) fn parse_keti(context: &StreamContext, line: &str) -> Result<Reading,
         Err(_) => return Err(format!("unparseable value `{}`", excerpt(value))),
     };
     Ok(Reading {
-        room: room.clone(),
-        sensor: sensor.clone(),
+        room: *room,
+        sensor: *sensor,
         ts,
         value,
     })
