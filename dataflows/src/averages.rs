@@ -32,7 +32,10 @@ use crate::totals::running_totals;
 use crate::windows::{Emit, WindowAverage, Windows};
 
 /// The all-time aggregate of one sensor of one room.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+// Aligned to 8, not to the `i128`'s 16: 8 bytes less per aggregate (and per key holding one) at
+// a portfolio's size. Fields are read by value (the derives copy them; the type is `Copy`).
+#[repr(C, packed(8))]
 pub struct RoomAverage {
     /// The room.
     pub room: Name,

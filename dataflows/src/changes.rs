@@ -479,7 +479,7 @@ mod tests {
         };
         let upsert = Change {
             time: 120_000,
-            change: CollectionChange::WindowAverages(KeyChange::Upsert(window.clone())),
+            change: CollectionChange::WindowAverages(KeyChange::Upsert(window)),
         };
         assert_eq!(upsert.collection(), "window_averages");
         assert_eq!(

@@ -44,7 +44,7 @@ impl Checkpointed {
     /// The room average this record restores, if it is one.
     pub fn room_average(&self) -> Option<RoomAverage> {
         match self {
-            Checkpointed::Room(average) => Some(average.clone()),
+            Checkpointed::Room(average) => Some(*average),
             _ => None,
         }
     }
@@ -52,7 +52,7 @@ impl Checkpointed {
     /// The window average this record restores, if it is one.
     pub fn window_average(&self) -> Option<WindowAverage> {
         match self {
-            Checkpointed::Window(window) => Some(window.clone()),
+            Checkpointed::Window(window) => Some(*window),
             _ => None,
         }
     }

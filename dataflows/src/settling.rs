@@ -167,7 +167,7 @@ mod tests {
             count: 1,
             sum: 5,
         };
-        state.apply(vec![(average.clone(), 1)]);
+        state.apply(vec![(average, 1)]);
         assert_eq!(state.pop_settled(EventTime::MAX), None);
         assert_eq!(state.drain().collect::<Vec<_>>(), vec![average]);
         assert!(state.is_empty());

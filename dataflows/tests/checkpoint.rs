@@ -59,10 +59,10 @@ fn run_with(
                 let (s1, s2, s3) = (sink.clone(), sink.clone(), sink.clone());
                 collections
                     .room_averages
-                    .inspect(move |u| s1.borrow_mut().room_averages.push(u.clone()));
+                    .inspect(move |u| s1.borrow_mut().room_averages.push(*u));
                 collections
                     .window_averages
-                    .inspect(move |u| s2.borrow_mut().window_averages.push(u.clone()));
+                    .inspect(move |u| s2.borrow_mut().window_averages.push(*u));
                 collections
                     .temperature_deltas
                     .inspect(move |u| s3.borrow_mut().temperature_deltas.push(u.clone()));

@@ -84,10 +84,10 @@ pub fn run(streams: Vec<Stream>, workers: usize, batch: usize, settings: Setting
             let (a, w, d) = (sink.clone(), sink.clone(), sink.clone());
             outputs
                 .room_averages
-                .inspect(move |u| a.lock().unwrap().room_averages.push(u.clone()));
+                .inspect(move |u| a.lock().unwrap().room_averages.push(*u));
             outputs
                 .window_averages
-                .inspect(move |u| w.lock().unwrap().window_averages.push(u.clone()));
+                .inspect(move |u| w.lock().unwrap().window_averages.push(*u));
             let probe = outputs
                 .temperature_deltas
                 .inspect(move |u| d.lock().unwrap().temperature_deltas.push(u.clone()))
