@@ -22,6 +22,7 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::Concat;
+use timely::dataflow::StreamVec;
 
 use crate::combine::combine;
 use crate::horizon::Time;
@@ -89,51 +90,7 @@ pub fn averages<'s>(
         [(room, time, total), (aggregate, time, total)]
     })
     .as_collection();
-    let mut sealed_at_restore = None;
-    let contributions = match restored {
-        None => contributions,
-        Some(restored) => {
-            let rooms = restored.rooms.inner.map(|(average, time, _)| {
-                (
-                    Aggregate::Room(average.room, average.sensor),
-                    time,
-                    SumCount {
-                        sum: average.sum,
-                        count: average.count,
-                    },
-                )
-            });
-            // A checkpoint at `T` keeps the windows whose expiry is at or after `T`. One that
-            // expires exactly at `T` would be added and cancelled at the same time, which
-            // differential consolidates to nothing: its final value, due at `T` and not yet
-            // emitted when the checkpoint was taken, goes to the output directly.
-            let mut restored_windows = restored
-                .windows
-                .inner
-                .partition(2, move |(window, time, diff)| {
-                    let sealed = windows.expiry(window.window_start) <= time;
-                    (u64::from(sealed), (window, time, diff))
-                })
-                .into_iter();
-            let open = restored_windows.next().expect("two parts");
-            sealed_at_restore = Some(restored_windows.next().expect("two parts"));
-            let windows = open.map(|(window, time, _)| {
-                (
-                    Aggregate::Window(window.room, window.sensor, window.window_start),
-                    time,
-                    SumCount {
-                        sum: window.sum,
-                        count: window.count,
-                    },
-                )
-            });
-            contributions
-                .inner
-                .concat(rooms)
-                .concat(windows)
-                .as_collection()
-        }
-    };
+    let (contributions, sealed_at_restore) = with_restored(contributions, restored, windows);
     // Each window's combined contribution is cancelled again at the window's expiry. Adding the
     // cancellation after combining costs one update per window and batch, not per reading.
     let with_expiries = contributions
@@ -217,4 +174,63 @@ pub fn averages<'s>(
         })
         .as_collection();
     (room_averages, window_averages)
+}
+
+/// The readings' contributions and, when a job resumes, its `restored` aggregates counted as
+/// contributions at their times; beside them, the restored windows that were already sealed at
+/// their time, whose final values go to the output directly.
+#[allow(clippy::type_complexity)]
+fn with_restored<'s>(
+    contributions: VecCollection<'s, Time, Aggregate, SumCount>,
+    restored: Option<Restored<'s>>,
+    windows: Windows,
+) -> (
+    VecCollection<'s, Time, Aggregate, SumCount>,
+    Option<StreamVec<'s, Time, (WindowAverage, Time, isize)>>,
+) {
+    match restored {
+        None => (contributions, None),
+        Some(restored) => {
+            let rooms = restored.rooms.inner.map(|(average, time, _)| {
+                (
+                    Aggregate::Room(average.room, average.sensor),
+                    time,
+                    SumCount {
+                        sum: average.sum,
+                        count: average.count,
+                    },
+                )
+            });
+            // A checkpoint at `T` keeps the windows whose expiry is at or after `T`. One that
+            // expires exactly at `T` would be added and cancelled at the same time, which
+            // differential consolidates to nothing: its final value, due at `T` and not yet
+            // emitted when the checkpoint was taken, goes to the output directly.
+            let mut restored_windows = restored
+                .windows
+                .inner
+                .partition(2, move |(window, time, diff)| {
+                    let sealed = windows.expiry(window.window_start) <= time;
+                    (u64::from(sealed), (window, time, diff))
+                })
+                .into_iter();
+            let open = restored_windows.next().expect("two parts");
+            let sealed = restored_windows.next().expect("two parts");
+            let windows = open.map(|(window, time, _)| {
+                (
+                    Aggregate::Window(window.room, window.sensor, window.window_start),
+                    time,
+                    SumCount {
+                        sum: window.sum,
+                        count: window.count,
+                    },
+                )
+            });
+            let contributions = contributions
+                .inner
+                .concat(rooms)
+                .concat(windows)
+                .as_collection();
+            (contributions, Some(sealed))
+        }
+    }
 }
