@@ -26,17 +26,26 @@ use serde_json::Value;
 /// dropped.
 struct Run(Vec<Child>, Vec<PathBuf>);
 
+/// How a run's workers are laid out: `workers` per process, and one process or two (with a
+/// hostfile).
+#[derive(Clone, Copy)]
+struct Layout<'a> {
+    workers: usize,
+    hostfile: Option<&'a Path>,
+}
+
+/// One process of two workers.
+const ONE_PROCESS: Layout<'static> = Layout {
+    workers: 2,
+    hostfile: None,
+};
+
 impl Run {
-    /// Starts the job on `topic` with `group`, its processes as `processes` says (one, or two
-    /// with a hostfile), logging to `log` (with the process number appended); with `mongo`,
-    /// it also writes to that server, in a database named after the group.
-    fn start(
-        topic: &str,
-        group: &str,
-        log: &Path,
-        hostfile: Option<&Path>,
-        mongo: Option<&str>,
-    ) -> Run {
+    /// Starts the job on `topic` with `group`, laid out as `layout` says, logging to `log` (with
+    /// the process number appended); with `mongo`, it also writes to that server, in a database
+    /// named after the group.
+    fn start(topic: &str, group: &str, log: &Path, layout: Layout, mongo: Option<&str>) -> Run {
+        let hostfile = layout.hostfile;
         let processes = if hostfile.is_some() { 2 } else { 1 };
         let logs: Vec<PathBuf> = (0..processes)
             .map(|process| log.with_extension(format!("{process}.log")))
@@ -45,7 +54,8 @@ impl Run {
             .map(|process| {
                 let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
                 command
-                    .args(["run", "--topics", topic, "-w", "2", "--group", group])
+                    .args(["run", "--topics", topic, "--group", group])
+                    .args(["-w", &layout.workers.to_string()])
                     .args(["--alpha-topic", &format!("{group}.alpha")])
                     .args(["--dead-letter-topic", &format!("{group}.dead")])
                     .args(["--brokers", &brokers(), "--alpha-guarantee", "exactly-once"])
@@ -177,14 +187,15 @@ fn commits(group: &str) -> usize {
         .count()
 }
 
-/// Runs the job on `topic` as `group`, killing it at `kills` random points, then to the end;
-/// how many starts resumed from a committed transaction.
-fn run_with_kills(
+/// Runs the job on `topic` as `group`, killing it at `kills` random points, then to the end,
+/// each start laid out as `layout` says for its number (the last start's is `kills`); how many
+/// starts resumed from a committed transaction.
+fn run_with_kills<'a>(
     topic: &str,
     group: &str,
     dir: &Path,
     kills: usize,
-    hostfile: Option<&Path>,
+    layout: impl Fn(usize) -> Layout<'a>,
     mongo: Option<&str>,
 ) -> usize {
     let mut rng = rand::thread_rng();
@@ -198,7 +209,7 @@ fn run_with_kills(
     for attempt in 0..kills {
         let log = dir.join(format!("{group}-{attempt}"));
         let before = commits(group);
-        let mut run = Run::start(topic, group, &log, hostfile, mongo);
+        let mut run = Run::start(topic, group, &log, layout(attempt), mongo);
         // Killed at a random point after a new commit, so that every restart has something new
         // to resume from: some kills land in the middle of a transaction, some right after one.
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -215,7 +226,7 @@ fn run_with_kills(
         }
     }
     let log = dir.join(format!("{group}-last"));
-    Run::start(topic, group, &log, hostfile, mongo).wait();
+    Run::start(topic, group, &log, layout(kills), mongo).wait();
     resumed + usize::from(resumed_in(&log))
 }
 
@@ -250,12 +261,12 @@ fn killed_at_random_points_a_read_committed_consumer_sees_every_change_once() {
         &topic,
         &reference,
         &dir.path().join("reference"),
-        None,
+        ONE_PROCESS,
         Some(&uri),
     )
     .wait();
     let group = unique("eo");
-    let resumed = run_with_kills(&topic, &group, dir.path(), 10, None, Some(&uri));
+    let resumed = run_with_kills(&topic, &group, dir.path(), 10, |_| ONE_PROCESS, Some(&uri));
     assert!(
         resumed >= 2,
         "only {resumed} starts resumed from a transaction"
@@ -279,13 +290,70 @@ fn two_processes_killed_together_still_deliver_every_change_once() {
     publish(&input, &topic, "4");
     let group = unique("eo2");
     let hostfile = two_process_hostfile(dir.path());
-    let resumed = run_with_kills(&topic, &group, dir.path(), 4, Some(&hostfile), None);
+    let two_processes = Layout {
+        workers: 2,
+        hostfile: Some(&hostfile),
+    };
+    let resumed = run_with_kills(&topic, &group, dir.path(), 4, |_| two_processes, None);
     assert!(
         resumed >= 2,
         "only {resumed} starts resumed from a transaction"
     );
     let repeats = assert_exactly_once(&group, &input, dir.path());
     eprintln!("two processes, read_uncommitted: {repeats} repeated changes");
+}
+
+/// A portfolio grows: the job checkpointed with two workers resumes with three, then as two
+/// processes of one worker, then as one process of one worker, each killed at a random point
+/// (the last run goes to the end). A read_committed consumer sees every change once, and
+/// MongoDB ends as an uninterrupted run's.
+#[test]
+fn a_changed_layout_resumes_every_checkpoint_exactly() {
+    require_broker();
+    require_mongo();
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path());
+    let topic = unique("sensors");
+    publish(&input, &topic, "4");
+    let uri = mongo_uri();
+    let reference = unique("eo-layout-uninterrupted");
+    let log = dir.path().join("reference");
+    Run::start(&topic, &reference, &log, ONE_PROCESS, Some(&uri)).wait();
+    let hostfile = two_process_hostfile(dir.path());
+    let layouts = [
+        ONE_PROCESS,
+        Layout {
+            workers: 3,
+            hostfile: None,
+        },
+        Layout {
+            workers: 1,
+            hostfile: Some(&hostfile),
+        },
+        Layout {
+            workers: 1,
+            hostfile: None,
+        },
+    ];
+    let group = unique("eo-layout");
+    let kills = layouts.len() - 1;
+    let resumed = run_with_kills(
+        &topic,
+        &group,
+        dir.path(),
+        kills,
+        |start| layouts[start],
+        Some(&uri),
+    );
+    assert!(
+        resumed >= 2,
+        "only {resumed} starts resumed from a transaction"
+    );
+    assert_exactly_once(&group, &input, dir.path());
+    assert_same_documents(
+        &all_documents(&uri, &reference),
+        &all_documents(&uri, &group),
+    );
 }
 
 #[test]
@@ -297,7 +365,7 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
     publish(&input, &topic, "2");
     let group = unique("fenced");
     let first_log = dir.path().join("first");
-    let mut first = Run::start(&topic, &group, &first_log, None, None);
+    let mut first = Run::start(&topic, &group, &first_log, ONE_PROCESS, None);
     // Whichever copy starts its transactions last fences the other: the second starts once the
     // first has (it logs its start after fencing any earlier producer), not after a guessed
     // delay that a loaded machine overruns.
@@ -307,7 +375,13 @@ fn a_second_copy_on_the_same_group_fences_the_first() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let second = Run::start(&topic, &group, &dir.path().join("second"), None, None);
+    let second = Run::start(
+        &topic,
+        &group,
+        &dir.path().join("second"),
+        ONE_PROCESS,
+        None,
+    );
     second.wait();
     // The first stops with an error saying why, or had finished before the second began.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -15,59 +15,102 @@ use common::kafka::{apply_changes, brokers, publish, read_topic, require_broker,
 use common::mongo::{
     all_documents, assert_same_documents, checkpoint_head, documents, mongo_uri, require_mongo,
 };
-use common::{lines, ok, simulate};
+use common::{lines, ok, simulate, two_process_hostfile};
 use mongodb::bson::{Bson, Document};
 use rand::Rng;
 use serde_json::Value;
 
-/// A job writing to database `db`, its stderr in `log`; killed with SIGKILL on drop.
+/// A job writing to database `db`, its stderr in `log` (process 0's; another's with its number
+/// appended); killed with SIGKILL on drop.
 struct Job {
-    child: Child,
+    children: Vec<Child>,
 }
+
+/// Workers per process, and a hostfile for two processes (none: one process).
+type Layout = (usize, Option<PathBuf>);
 
 impl Job {
     fn spawn(topic: &str, group: &str, uri: &str, db: &str, log: &Path, extra: &[&str]) -> Job {
-        let child = Command::new(env!("CARGO_BIN_EXE_roomflow"))
-            .args(["run", "--topics", topic, "-w", "2", "--group", group])
-            .args(["--alpha-topic", &format!("{group}.alpha")])
-            .args(["--dead-letter-topic", &format!("{group}.dead")])
-            .args(["--brokers", &brokers(), "--mongo", uri, "--mongo-db", db])
-            .args(["--checkpoint-interval", "200ms"])
-            .args(if extra.is_empty() {
-                &["--exit-when-idle", "2s"][..]
-            } else {
-                extra
-            })
-            // With where resumed partitions end, for when a restart does not progress.
-            .env(
-                "ROOMFLOW_LOG",
-                "roomflow=info,roomflow::kafka::partition=debug",
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        Job { child }
+        Job::spawn_laid_out(topic, group, uri, db, log, extra, (2, None))
     }
 
-    /// Waits for a clean exit.
+    fn spawn_laid_out(
+        topic: &str,
+        group: &str,
+        uri: &str,
+        db: &str,
+        log: &Path,
+        extra: &[&str],
+        (workers, hostfile): Layout,
+    ) -> Job {
+        let processes = if hostfile.is_some() { 2 } else { 1 };
+        let children = (0..processes)
+            .map(|process| {
+                let log = match process {
+                    0 => log.to_path_buf(),
+                    _ => log.with_extension(format!("{process}.log")),
+                };
+                let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
+                command
+                    .args(["run", "--topics", topic, "--group", group])
+                    .args(["-w", &workers.to_string()]);
+                if let Some(hostfile) = &hostfile {
+                    command.args(["-n", "2", "-p", &process.to_string()]);
+                    command.args(["-h", hostfile.to_str().unwrap()]);
+                }
+                command
+                    .args(["--alpha-topic", &format!("{group}.alpha")])
+                    .args(["--dead-letter-topic", &format!("{group}.dead")])
+                    .args(["--brokers", &brokers(), "--mongo", uri, "--mongo-db", db])
+                    .args(["--checkpoint-interval", "200ms"])
+                    .args(if extra.is_empty() {
+                        &["--exit-when-idle", "2s"][..]
+                    } else {
+                        extra
+                    })
+                    // With where resumed partitions end, for when a restart does not progress.
+                    .env(
+                        "ROOMFLOW_LOG",
+                        "roomflow=info,roomflow::kafka::partition=debug",
+                    )
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(log).unwrap())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        Job { children }
+    }
+
+    /// Whether every process has exited.
+    fn finished(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|child| child.try_wait().unwrap().is_some())
+    }
+
+    /// Waits for a clean exit of every process.
     fn wait(mut self) {
         let deadline = Instant::now() + Duration::from_secs(240);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the job failed: {status}");
-                return;
+        for child in &mut self.children {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "the job failed: {status}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the job did not finish");
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(Instant::now() < deadline, "the job did not finish");
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -152,10 +195,26 @@ fn replay_writes_one_document_per_key_equal_to_the_json_outputs() {
 
 #[test]
 fn a_job_killed_at_random_points_ends_with_the_collections_of_an_uninterrupted_run() {
-    let (resumed, restarts) = killed_and_restarted("40000", 4);
+    let (resumed, restarts) = killed_and_restarted("40000", 4, |_| (2, None));
     assert!(
         resumed >= 2,
         "only {resumed} of {restarts} restarts resumed from a checkpoint"
+    );
+}
+
+/// A portfolio grows: the job checkpointed with two workers resumes with three, then as two
+/// processes of one worker, then as one process of one worker, each killed at a random point
+/// after a new checkpoint (the last run goes to the end): its collections and alpha end as an
+/// uninterrupted run's.
+#[test]
+fn a_changed_layout_resumes_every_checkpoint_and_ends_identical() {
+    let hosts = tempfile::tempdir().unwrap();
+    let hostfile = two_process_hostfile(hosts.path());
+    let layouts = [(2, None), (3, None), (1, Some(hostfile)), (1, None)];
+    let (resumed, _) = killed_and_restarted("40000", 3, |start| layouts[start].clone());
+    assert!(
+        resumed >= 2,
+        "only {resumed} starts resumed from a checkpoint"
     );
 }
 
@@ -169,7 +228,7 @@ fn soak_many_sigkills_each_restart_resumes_and_ends_identical() {
     let readings = std::env::var("SOAK_READINGS").unwrap_or_else(|_| "1000000".into());
     let kills: usize = std::env::var("SOAK_KILLS").map_or(10, |kills| kills.parse().unwrap());
     let began = Instant::now();
-    let (resumed, restarts) = killed_and_restarted(&readings, kills);
+    let (resumed, restarts) = killed_and_restarted(&readings, kills, |_| (2, None));
     eprintln!(
         "soak: {restarts} SIGKILLs over {readings} readings, {resumed}/{restarts} restarts \
          resumed from a checkpoint, collections and alpha identical to an uninterrupted run \
@@ -189,8 +248,13 @@ fn soak_many_sigkills_each_restart_resumes_and_ends_identical() {
 /// Runs the job over `readings` uninterrupted, and again killed (SIGKILL) at up to `kills` random
 /// points, each after a new checkpoint, then to the end; asserts both end with the same
 /// collections and the same alpha state. Returns how many restarts resumed from a checkpoint,
-/// and how many restarts there were (one per kill).
-fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
+/// and how many restarts there were (one per kill). Each start is laid out as `layout` says for
+/// its number (the last start's is `kills`).
+fn killed_and_restarted(
+    readings: &str,
+    kills: usize,
+    layout: impl Fn(usize) -> Layout,
+) -> (usize, usize) {
     require_broker();
     require_mongo();
     let dir = tempfile::tempdir().unwrap();
@@ -218,7 +282,8 @@ fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
     for attempt in 0..kills {
         let log = dir.path().join(format!("killed-{attempt}.log"));
         let before = generation(checkpoint_head(&uri, &killed, &killed));
-        let mut job = Job::spawn(&topic, &killed, &uri, &killed, &log, &[]);
+        let laid_out = layout(attempt);
+        let mut job = Job::spawn_laid_out(&topic, &killed, &uri, &killed, &log, &[], laid_out);
         // Kill at a random point after the job has written a new checkpoint, so that every
         // restart has something to resume from (and finds the job's output ahead of it).
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -228,13 +293,13 @@ fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
                 "no checkpoint written; the job's log:\n{}",
                 std::fs::read_to_string(&log).unwrap()
             );
-            if job.child.try_wait().unwrap().is_some() {
+            if job.finished() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..1_500)));
-        let finished = job.child.try_wait().unwrap().is_some();
+        let finished = job.finished();
         drop(job); // SIGKILL
         restarts += usize::from(!finished);
         if std::fs::read_to_string(&log)
@@ -248,7 +313,8 @@ fn killed_and_restarted(readings: &str, kills: usize) -> (usize, usize) {
         }
     }
     let last_log = dir.path().join("last.log");
-    Job::spawn(&topic, &killed, &uri, &killed, &last_log, &[]).wait();
+    let laid_out = layout(kills);
+    Job::spawn_laid_out(&topic, &killed, &uri, &killed, &last_log, &[], laid_out).wait();
     if std::fs::read_to_string(&last_log)
         .unwrap()
         .contains("resuming from the checkpoint")

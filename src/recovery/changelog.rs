@@ -144,6 +144,7 @@ pub fn checkpoint_from_changelog(
 
 /// Reads the changelog `topic` back, `read_committed`, to its end.
 pub fn restore(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<Option<Checkpoint>> {
+    let started = std::time::Instant::now();
     let mut entries = Vec::new();
     let config = kafka.client_config(&[("isolation.level", "read_committed")]);
     read_to_end(config, topic, RESTORE_TIMEOUT, |message| {
@@ -152,6 +153,11 @@ pub fn restore(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<Option<Checkpoi
         }
     })
     .with_context(|| format!("cannot read the state changelog `{topic}`"))?;
+    tracing::info!(
+        messages = entries.len(),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "read the state changelog {topic:?}"
+    );
     checkpoint_from_changelog(entries)
 }
 
