@@ -13,11 +13,15 @@
 //! state arrives as records at time `T`, so whoever gathers them knows from the frontier when
 //! every worker's part is in.
 //!
-//! A resumed job feeds the checkpointed records to [`crate::analytics_resumed`] at the checkpoint
-//! time: aggregates enter the averages as contributions (windows are sealed at their expiry as
-//! usual), and the held temperatures enter the deltas as readings. Every collection then holds at
-//! `T` what it held before, restricted to what can still change, and continues as if never
-//! stopped.
+//! A resumed job feeds the checkpointed records to [`crate::analytics_resumed`] one time before
+//! the checkpoint's, at [`restored_at`]`(T)`: aggregates enter the averages as contributions
+//! (windows are sealed at their expiry as usual), and the held temperatures enter the deltas as
+//! readings. Every collection then holds before `T` what it held before, restricted to what can
+//! still change, and continues as if never stopped. Its outputs are taken from `T` on
+//! ([`crate::Collections::since`]): a key the input does not touch again is not written again
+//! (its value is in the outputs already, up to `T`), and one it touches changes from its
+//! restored value. Restored at `T` itself, every key was written again at every restart: 1.2M
+//! alpha messages and as many changelog records for a portfolio of 100,000 rooms, each time.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +40,12 @@ use crate::sized::GiveSized;
 use crate::Settings;
 
 pub use crate::kept_state::{Checkpointed, StateChange, StateKey};
+
+/// The time at which a job resumed from a checkpoint at `resume` feeds the restored records:
+/// the time just before it (see the module documentation).
+pub fn restored_at(resume: Time) -> Time {
+    resume.saturating_sub(1)
+}
 
 /// Keeps, per room, what a resumed job needs (see the module documentation), and at each mark's
 /// time `T` emits it as [`Checkpointed`] records at `T`: the state as of every reading stamped

@@ -158,7 +158,8 @@ impl KeptState {
     }
 
     pub(crate) fn apply(&mut self, update: Update, windows: &Windows) {
-        if let Some(changed) = &mut self.changed {
+        // A restored record is what the changelog holds already: only readings change keys.
+        if let (Some(changed), Update::Reading(_)) = (&mut self.changed, &update) {
             changed.extend(update.keys(windows));
         }
         match update {

@@ -61,7 +61,9 @@ pub mod windows;
 
 pub use averages::{averages, RoomAverage};
 pub use changes::{changes, key_changes, Change, CollectionChange, Envelope, KeyChange, Operation};
-pub use checkpoint::{checkpoint_state, state_changes, Checkpointed, StateChange, StateKey};
+pub use checkpoint::{
+    checkpoint_state, restored_at, state_changes, Checkpointed, StateChange, StateKey,
+};
 pub use deltas::{temperature_deltas, TemperatureDelta};
 pub use held::HeldByTime;
 pub use horizon::{Admission, Horizon, StreamWatermark, Time};
@@ -123,6 +125,33 @@ pub struct Collections<'s> {
     pub window_averages: VecCollection<'s, Time, WindowAverage>,
     /// Per temperature reading after a room's first: the change since the previous one.
     pub temperature_deltas: VecCollection<'s, Time, TemperatureDelta>,
+}
+
+impl<'s> Collections<'s> {
+    /// The collections' updates at `start` and after: what a resumed job outputs. Its restored
+    /// state enters just before `start` (see [`checkpoint::restored_at`]), so the outputs hold
+    /// what changes from the checkpoint on, not the restored state again.
+    pub fn since(self, start: Time) -> Collections<'s> {
+        use differential_dataflow::AsCollection;
+        use timely::dataflow::operators::vec::Filter;
+        Collections {
+            room_averages: self
+                .room_averages
+                .inner
+                .filter(move |(_, time, _)| *time >= start)
+                .as_collection(),
+            window_averages: self
+                .window_averages
+                .inner
+                .filter(move |(_, time, _)| *time >= start)
+                .as_collection(),
+            temperature_deltas: self
+                .temperature_deltas
+                .inner
+                .filter(move |(_, time, _)| *time >= start)
+                .as_collection(),
+        }
+    }
 }
 
 /// Builds every collection from the readings that were not late.

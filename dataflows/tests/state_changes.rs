@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use differential_dataflow::input::Input;
 use roomflow_dataflows::{
-    checkpoint_state, state_changes, Checkpointed, Settings, StateChange, StateKey, Time,
+    checkpoint_state, restored_at, state_changes, Checkpointed, Fixed, RoomAverage, Settings,
+    StateChange, StateKey, Time, WindowAverage,
 };
 use support::reading;
 use timely::dataflow::operators::{Input as _, Inspect};
@@ -115,4 +116,90 @@ fn changes_applied_by_key_rebuild_every_full_checkpoint() {
     }
     // Windows were sealed and temperatures settled along the way: the log forgot them.
     assert!(saw_deletion);
+}
+
+/// The state changes of a job resumed at `resume` from `restored`, reading `readings` (event
+/// time = stamp here), with one mark at `mark`.
+fn resumed_changes(
+    restored: Vec<Checkpointed>,
+    resume: Time,
+    readings: Vec<roomflow_dataflows::Reading>,
+    mark: Time,
+) -> Vec<StateChange> {
+    timely::execute_directly(move |worker| {
+        let changes: Rc<RefCell<Vec<StateChange>>> = Rc::default();
+        let sink = changes.clone();
+        let (mut input, mut restored_input, mut marks) = worker.dataflow::<Time, _, _>(|scope| {
+            let (input, readings) = scope.new_collection::<roomflow_dataflows::Reading, isize>();
+            let (restored_input, restored) = scope.new_collection::<Checkpointed, isize>();
+            let (marks_input, marks) = scope.new_input::<Vec<Time>>();
+            state_changes(readings, restored, marks, settings()).inspect_core(move |event| {
+                if let Ok((_, records)) = event {
+                    sink.borrow_mut().extend(records.iter().cloned());
+                }
+            });
+            (input, restored_input, marks_input)
+        });
+        restored_input.advance_to(restored_at(resume));
+        for record in restored {
+            restored_input.insert(record);
+        }
+        restored_input.close();
+        input.advance_to(resume);
+        for reading in readings {
+            input.insert(reading);
+        }
+        marks.advance_to(mark);
+        marks.send(mark);
+        input.close();
+        marks.close();
+        while worker.step() {}
+        let changes = std::mem::take(&mut *changes.borrow_mut());
+        changes
+    })
+}
+
+#[test]
+fn a_resumed_job_logs_only_what_changed_since_its_checkpoint() {
+    // Resumed at 1,000 s: room a's co2 aggregate, its window [960 s, 1,020 s) (open until
+    // 1,020 + 120 s), and its temperature at 990 s (held for the deltas).
+    let resume = 1_000_000;
+    let restored = vec![
+        Checkpointed::Room(RoomAverage {
+            room: "a".into(),
+            sensor: "co2".into(),
+            count: 2,
+            sum: 900_000_000,
+        }),
+        Checkpointed::Window(WindowAverage {
+            room: "a".into(),
+            sensor: "co2".into(),
+            window_start: 960_000,
+            count: 2,
+            sum: 900_000_000,
+        }),
+        Checkpointed::Temperature {
+            room: "a".into(),
+            ts: 990_000,
+            value: Fixed(21_000_000),
+        },
+    ];
+    // Nothing new: the changelog holds all of it already, nothing is written at the mark.
+    let idle = resumed_changes(restored.clone(), resume, Vec::new(), resume + 1_000);
+    assert_eq!(idle, Vec::new());
+    // One co2 reading of room b: its aggregate and its window, nothing of room a's.
+    let one = resumed_changes(
+        restored,
+        resume,
+        vec![reading("b", "co2", 1_000_500, 500_000)],
+        resume + 1_000,
+    );
+    let keys: Vec<&StateKey> = one.iter().map(|change| &change.key).collect();
+    assert_eq!(
+        keys,
+        [
+            &StateKey::Room("b".into(), "co2".into()),
+            &StateKey::Window("b".into(), "co2".into(), 960_000),
+        ]
+    );
 }

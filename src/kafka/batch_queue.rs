@@ -11,11 +11,10 @@ use std::ffi::CString;
 use std::sync::Arc;
 
 use rdkafka::bindings as rdsys;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::admission::Incoming;
-use super::config::SourceConsumer;
 
 /// How many messages one batch call takes at most.
 pub const BATCH_CALL: usize = 1024;
@@ -36,7 +35,7 @@ pub struct BatchQueue {
     /// The messages of the current call (destroyed before the next).
     batch: Vec<*mut rdsys::rd_kafka_message_t>,
     /// The client the queue belongs to: it must outlive the queue.
-    _consumer: Arc<SourceConsumer>,
+    _consumer: Arc<dyn Send + Sync>,
 }
 
 // SAFETY: librdkafka's queue and message handles may be used from any thread; the batch buffer
@@ -46,7 +45,11 @@ unsafe impl Send for BatchQueue {}
 impl BatchQueue {
     /// The queue of `topic`/`partition` of `consumer` (split off before), if the consumer knows
     /// the partition.
-    pub fn of(consumer: &Arc<SourceConsumer>, topic: &str, partition: i32) -> Option<BatchQueue> {
+    pub fn of<C: ConsumerContext + 'static>(
+        consumer: &Arc<BaseConsumer<C>>,
+        topic: &str,
+        partition: i32,
+    ) -> Option<BatchQueue> {
         let topic = CString::new(topic).ok()?;
         // SAFETY: the client pointer is valid while `consumer` lives, which the queue keeps.
         let queue = unsafe {

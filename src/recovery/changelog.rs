@@ -16,15 +16,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rdkafka::message::Message;
 use roomflow_dataflows::{Checkpointed, StateChange, StateKey, Time};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::discovery::Partition;
 use crate::kafka::position::PartitionPosition;
-use crate::kafka::read::read_to_end;
+use crate::kafka::read::read_to_end_in_batches;
 
 /// How long reading the changelog back may take.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,7 +87,8 @@ pub fn changelog_records(checkpoint: &Checkpoint<StateChange>) -> Vec<(String, O
 pub fn checkpoint_from_changelog(
     entries: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
 ) -> anyhow::Result<Option<Checkpoint>> {
-    let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    // The latest value of each key (hashed: sorting 1.3M keys of a portfolio cost half a second).
+    let mut latest: FxHashMap<Vec<u8>, Option<Vec<u8>>> = FxHashMap::default();
     for (key, value) in entries {
         latest.insert(key, value);
     }
@@ -147,9 +148,11 @@ pub fn restore(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<Option<Checkpoi
     let started = std::time::Instant::now();
     let mut entries = Vec::new();
     let config = kafka.client_config(&[("isolation.level", "read_committed")]);
-    read_to_end(config, topic, RESTORE_TIMEOUT, |message| {
-        if let Some(key) = message.key() {
-            entries.push((key.to_vec(), message.payload().map(<[u8]>::to_vec)));
+    read_to_end_in_batches(config, topic, RESTORE_TIMEOUT, |_, message| {
+        if let Some(key) = message.key {
+            // A tombstone has no payload (an empty one here); no value written is empty.
+            let value = (!message.payload.is_empty()).then(|| message.payload.to_vec());
+            entries.push((key.to_vec(), value));
         }
     })
     .with_context(|| format!("cannot read the state changelog `{topic}`"))?;

@@ -175,7 +175,10 @@ pub fn build_job_dataflow(
                     );
                 }
             }
-            let collections = analytics_resumed(readings, restored, plan.settings);
+            // The restored state enters before the resume time: from it on, the outputs are
+            // what changes (see `checkpoint.rs` of the dataflows).
+            let collections =
+                analytics_resumed(readings, restored, plan.settings).since(resume.time);
             (Some(input), collections)
         } else {
             (None, analytics(readings, plan.settings))

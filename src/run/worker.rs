@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomflow_dataflows::Time;
+use roomflow_dataflows::{restored_at, Time};
 use timely::worker::Worker;
 
 use super::dataflow::{build_job_dataflow, AlphaSink, JobClients, JobDataflow, Recovery};
@@ -87,9 +87,9 @@ impl<'w> JobWorker<'w> {
             }
         };
         plan.health.beat(index);
-        // The restored state enters at the checkpoint's time, through worker 0.
+        // The restored state enters just before the checkpoint's time, through worker 0.
         if let Some(mut input) = dataflow.restored.take() {
-            input.advance_to(plan.resume.time);
+            input.advance_to(restored_at(plan.resume.time));
             if index == 0 {
                 let records = plan
                     .restored
