@@ -1,7 +1,14 @@
-//! The records of a checkpoint, and the state one worker keeps for them (see `checkpoint.rs`): every room's aggregates,
-//! the open windows and the temperatures the deltas still need, as readings and restored records
-//! update it; taken whole at a mark, or as the keys that changed since the previous one.
+//! The records of a checkpoint, and the state one worker keeps for them (see `checkpoint.rs`):
+//! every room's aggregates, the open windows and the temperatures the deltas still need, as
+//! readings and restored records update it; taken whole at a mark, or as the rooms that changed
+//! since the previous one.
+//!
+//! State is kept and logged per room: a room's sensors, windows and held temperatures are a few
+//! small vectors under one map entry (three maps keyed by room and sensor names took most of an
+//! exactly-once job's memory at 100,000 rooms), and a changelog holds one record per room, all of
+//! the room (1.3M records per key at 100,000 rooms, read back at every restart, became 100,000).
 
+use differential_dataflow::difference::Semigroup;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -85,51 +92,26 @@ impl Update {
             Update::Restored(record) => record.room(),
         }
     }
-
-    /// The state keys this update changes.
-    fn keys(&self, windows: &Windows) -> Vec<StateKey> {
-        match self {
-            Update::Reading(reading) => {
-                let mut keys = vec![
-                    StateKey::Room(reading.room, reading.sensor),
-                    StateKey::Window(reading.room, reading.sensor, windows.start_of(reading.ts)),
-                ];
-                if reading.is_temperature() {
-                    keys.push(StateKey::Temperature(reading.room, reading.ts));
-                }
-                keys
-            }
-            Update::Restored(record) => vec![StateKey::of(record)],
-        }
-    }
 }
 
-/// A key of the checkpointed state: what one changelog record holds.
+/// A key of the checkpointed state: what one changelog record holds, all of one room.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum StateKey {
-    /// A room's all-time aggregate of one sensor.
-    Room(Name, Name),
-    /// A window of a room and sensor, by its start.
-    Window(Name, Name, EventTime),
-    /// A temperature reading held for a room's deltas, by its event time.
-    Temperature(Name, EventTime),
+pub struct StateKey {
+    /// The room.
+    pub room: Name,
 }
 
 impl StateKey {
     /// The key a record belongs under.
     pub fn of(record: &Checkpointed) -> StateKey {
-        match record {
-            Checkpointed::Room(average) => StateKey::Room(average.room, average.sensor),
-            Checkpointed::Window(window) => {
-                StateKey::Window(window.room, window.sensor, window.window_start)
-            }
-            Checkpointed::Temperature { room, ts, .. } => StateKey::Temperature(*room, *ts),
+        StateKey {
+            room: *record.room(),
         }
     }
 }
 
-/// A change of the checkpointed state since the previous mark: the key now holds exactly
-/// `records` (none: the key is gone, e.g. a sealed window). A changelog keeps the latest per key.
+/// A change of the checkpointed state since the previous mark: the key (a room) now holds exactly
+/// `records` (none: the room holds nothing any more). A changelog keeps the latest per key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StateChange {
     /// The key.
@@ -138,18 +120,77 @@ pub struct StateChange {
     pub records: Vec<Checkpointed>,
 }
 
+/// What one room holds for checkpoints: a few entries each, searched in order.
+#[derive(Default)]
+struct RoomState {
+    /// Per sensor, the all-time aggregate.
+    aggregates: Vec<(Name, SumCount)>,
+    /// Per sensor and window start, the aggregates of the windows still open.
+    windows: Vec<(Name, EventTime, SumCount)>,
+    /// The temperatures the deltas still need.
+    temperatures: RoomSeries,
+}
+
+impl RoomState {
+    fn add_aggregate(&mut self, sensor: Name, contribution: SumCount) {
+        match self.aggregates.iter_mut().find(|(s, _)| *s == sensor) {
+            Some((_, total)) => total.plus_equals(&contribution),
+            None => self.aggregates.push((sensor, contribution)),
+        }
+    }
+
+    fn add_window(&mut self, sensor: Name, start: EventTime, contribution: SumCount) {
+        let window = self
+            .windows
+            .iter_mut()
+            .find(|(s, at, _)| *s == sensor && *at == start);
+        match window {
+            Some((_, _, total)) => total.plus_equals(&contribution),
+            None => self.windows.push((sensor, start, contribution)),
+        }
+    }
+
+    /// Forgets windows sealed before `time` and temperatures settled before `settled`; whether
+    /// anything was forgotten.
+    fn release(&mut self, time: Time, settled: EventTime, windows: &Windows) -> bool {
+        let (held_windows, held_temperatures) = (self.windows.len(), self.temperatures.len());
+        // A window whose expiry is before `time` had its sealing retraction applied: it is final.
+        self.windows
+            .retain(|(_, start, _)| windows.expiry(*start) >= time);
+        self.temperatures.release(settled);
+        held_windows != self.windows.len() || held_temperatures != self.temperatures.len()
+    }
+
+    /// The room's checkpoint records.
+    fn records(&self, room: Name, out: &mut Vec<Checkpointed>) {
+        out.extend(
+            self.temperatures
+                .readings()
+                .map(|(ts, value)| Checkpointed::Temperature { room, ts, value }),
+        );
+        out.extend(
+            self.aggregates
+                .iter()
+                .map(|(sensor, total)| room_record(&room, sensor, total)),
+        );
+        out.extend(
+            self.windows
+                .iter()
+                .map(|(sensor, start, total)| window_record(&room, sensor, *start, total)),
+        );
+    }
+}
+
 /// The state of the rooms one worker keeps for checkpoints.
 #[derive(Default)]
 pub(crate) struct KeptState {
-    rooms: FxHashMap<(Name, Name), SumCount>,
-    windows: FxHashMap<(Name, Name, EventTime), SumCount>,
-    temperatures: FxHashMap<Name, RoomSeries>,
-    /// Keys changed since the last mark, when changes are what is emitted.
-    changed: Option<FxHashSet<StateKey>>,
+    rooms: FxHashMap<Name, RoomState>,
+    /// Rooms changed since the last mark, when changes are what is emitted.
+    changed: Option<FxHashSet<Name>>,
 }
 
 impl KeptState {
-    /// An empty state; with `track_changes`, it keeps which keys change between marks.
+    /// An empty state; with `track_changes`, it keeps which rooms change between marks.
     pub(crate) fn new(track_changes: bool) -> Self {
         KeptState {
             changed: track_changes.then(FxHashSet::default),
@@ -158,129 +199,74 @@ impl KeptState {
     }
 
     pub(crate) fn apply(&mut self, update: Update, windows: &Windows) {
-        // A restored record is what the changelog holds already: only readings change keys.
+        let room = *update.room();
+        // A restored record is what the changelog holds already: only readings change rooms.
         if let (Some(changed), Update::Reading(_)) = (&mut self.changed, &update) {
-            changed.extend(update.keys(windows));
+            changed.insert(room);
         }
+        let state = self.rooms.entry(room).or_default();
         match update {
             Update::Reading(reading) => {
                 let contribution = SumCount::of(reading.value);
-                let start = windows.start_of(reading.ts);
-                add(
-                    &mut self.windows,
-                    (reading.room, reading.sensor, start),
-                    contribution,
-                );
+                state.add_window(reading.sensor, windows.start_of(reading.ts), contribution);
                 if reading.is_temperature() {
-                    self.temperatures
-                        .entry(reading.room)
-                        .or_default()
-                        .hold(reading.ts, reading.value);
+                    state.temperatures.hold(reading.ts, reading.value);
                 }
-                add(
-                    &mut self.rooms,
-                    (reading.room, reading.sensor),
-                    contribution,
-                );
+                state.add_aggregate(reading.sensor, contribution);
             }
-            Update::Restored(Checkpointed::Room(average)) => add(
-                &mut self.rooms,
-                (average.room, average.sensor),
+            Update::Restored(Checkpointed::Room(average)) => state.add_aggregate(
+                average.sensor,
                 SumCount {
                     sum: average.sum,
                     count: average.count,
                 },
             ),
-            Update::Restored(Checkpointed::Window(window)) => add(
-                &mut self.windows,
-                (window.room, window.sensor, window.window_start),
+            Update::Restored(Checkpointed::Window(window)) => state.add_window(
+                window.sensor,
+                window.window_start,
                 SumCount {
                     sum: window.sum,
                     count: window.count,
                 },
             ),
-            Update::Restored(Checkpointed::Temperature { room, ts, value }) => {
-                self.temperatures.entry(room).or_default().hold(ts, value)
+            Update::Restored(Checkpointed::Temperature { ts, value, .. }) => {
+                state.temperatures.hold(ts, value)
             }
         }
     }
 
     /// Forgets what can no longer change as of `time`: windows sealed before it, temperatures
-    /// settled. With change tracking, what was forgotten counts as changed.
+    /// settled. With change tracking, a room that forgot something counts as changed.
     fn release(&mut self, time: Time, settings: &Settings) {
-        let windows = settings.windows;
-        // A window whose expiry is before `time` had its sealing retraction applied: it is final.
-        let changed = &mut self.changed;
-        self.windows.retain(|(room, sensor, start), _| {
-            let open = windows.expiry(*start) >= time;
-            if !open {
-                if let Some(changed) = changed.as_mut() {
-                    changed.insert(StateKey::Window(*room, *sensor, *start));
-                }
-            }
-            open
-        });
         let settled = settings.horizon().settled_before(Some(time));
-        for (room, series) in self.temperatures.iter_mut() {
-            match changed.as_mut() {
-                // Each released reading is a key gone.
-                Some(changed) => {
-                    let held: Vec<EventTime> = series.readings().map(|(ts, _)| ts).collect();
-                    series.release(settled);
-                    if series.len() != held.len() {
-                        for ts in held {
-                            if series.get(ts).is_none() {
-                                changed.insert(StateKey::Temperature(*room, ts));
-                            }
-                        }
-                    }
+        for (room, state) in self.rooms.iter_mut() {
+            if state.release(time, settled, &settings.windows) {
+                if let Some(changed) = self.changed.as_mut() {
+                    changed.insert(*room);
                 }
-                None => series.release(settled),
             }
         }
     }
 
-    /// What the key holds now.
-    fn records_of(&self, key: &StateKey) -> Vec<Checkpointed> {
-        match key {
-            StateKey::Room(room, sensor) => self
-                .rooms
-                .get(&(*room, *sensor))
-                .map(|total| room_record(room, sensor, total))
-                .into_iter()
-                .collect(),
-            StateKey::Window(room, sensor, window_start) => self
-                .windows
-                .get(&(*room, *sensor, *window_start))
-                .map(|total| window_record(room, sensor, *window_start, total))
-                .into_iter()
-                .collect(),
-            StateKey::Temperature(room, ts) => self
-                .temperatures
-                .get(room)
-                .and_then(|series| series.get(*ts))
-                .map(|value| Checkpointed::Temperature {
-                    room: *room,
-                    ts: *ts,
-                    value,
-                })
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    /// The keys changed since the last call, with what they hold as of everything before `time`.
+    /// The rooms changed since the last call, with what they hold as of everything before
+    /// `time`.
     pub(crate) fn changes(&mut self, time: Time, settings: &Settings, out: &mut Vec<StateChange>) {
         self.release(time, settings);
-        let mut changed: Vec<StateKey> = self
+        let mut changed: Vec<Name> = self
             .changed
             .as_mut()
             .map(|changed| changed.drain().collect())
             .unwrap_or_default();
         changed.sort_unstable();
-        out.extend(changed.into_iter().map(|key| StateChange {
-            records: self.records_of(&key),
-            key,
+        out.extend(changed.into_iter().map(|room| {
+            let mut records = Vec::new();
+            if let Some(state) = self.rooms.get(&room) {
+                state.records(room, &mut records);
+            }
+            StateChange {
+                key: StateKey { room },
+                records,
+            }
         }));
     }
 
@@ -292,35 +278,10 @@ impl KeptState {
         out: &mut Vec<Checkpointed>,
     ) {
         self.release(time, settings);
-        for (room, series) in self.temperatures.iter() {
-            out.extend(
-                series
-                    .readings()
-                    .map(|(ts, value)| Checkpointed::Temperature {
-                        room: *room,
-                        ts,
-                        value,
-                    }),
-            );
+        for (room, state) in &self.rooms {
+            state.records(*room, out);
         }
-        out.extend(
-            self.rooms
-                .iter()
-                .map(|((room, sensor), total)| room_record(room, sensor, total)),
-        );
-        out.extend(
-            self.windows
-                .iter()
-                .map(|((room, sensor, start), total)| window_record(room, sensor, *start, total)),
-        );
     }
-}
-
-fn add<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, SumCount>, key: K, contribution: SumCount) {
-    use differential_dataflow::difference::Semigroup;
-    map.entry(key)
-        .and_modify(|total| total.plus_equals(&contribution))
-        .or_insert(contribution);
 }
 
 /// A room's aggregate as a checkpoint record.

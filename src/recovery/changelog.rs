@@ -4,13 +4,18 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `{"state":<state key>}`, e.g. `{"state":{"Room":["413","co2"]}}` | the key's records as a JSON array; no value (a tombstone) once it holds none |
+//! | `{"state":{"room":"<room>"}}` | all of the room's records (its aggregates, open windows and held temperatures): the byte `1` (the format), then the records in bincode; no value (a tombstone) once it holds none |
 //! | `{"position":["<topic>",<partition>]}` | `{"next":<offset>,"newest":<event time or null>}` |
 //! | `"progress"` | `{"time":<T>}`: everything before `T` is in this and earlier transactions |
 //!
-//! Every transaction writes the state keys that changed since the previous mark, every partition
+//! Every transaction writes the rooms that changed since the previous mark, every partition
 //! position, and the progress record, so the latest value of each key, read `read_committed`, is
-//! the state as of the last committed `T`.
+//! the state as of the last committed `T`. Keys are JSON, to be read by people and tools; a room's
+//! records are binary, to be read back fast: a restart reads every room of a portfolio.
+//!
+//! An earlier roomflow kept one JSON record per aggregate, window and held temperature
+//! (`{"state":{"Room":["413","co2"]}}`); a changelog in that form is refused at start, naming
+//! what to do, rather than resumed wrongly.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,15 +56,34 @@ struct Progress {
     time: Time,
 }
 
+/// The first byte of a room's value: the form of what follows.
+const ROOM_FORMAT: u8 = 1;
+
 fn encode<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("changelog records serialize")
 }
 
+/// A room's records as its changelog value.
+fn encode_room(records: &[Checkpointed]) -> Vec<u8> {
+    let mut value = vec![ROOM_FORMAT];
+    bincode::serialize_into(&mut value, records).expect("records serialize");
+    value
+}
+
+/// A room's records from its changelog value.
+fn decode_room(value: &[u8]) -> anyhow::Result<Vec<Checkpointed>> {
+    match value.split_first() {
+        Some((&ROOM_FORMAT, records)) => Ok(bincode::deserialize(records)?),
+        Some((format, _)) => bail!("a room record of unknown form {format}"),
+        None => bail!("an empty room record"),
+    }
+}
+
 /// The changelog records of one mark's checkpoint: key, and value (`None`: a tombstone).
-pub fn changelog_records(checkpoint: &Checkpoint<StateChange>) -> Vec<(String, Option<String>)> {
+pub fn changelog_records(checkpoint: &Checkpoint<StateChange>) -> Vec<(String, Option<Vec<u8>>)> {
     let mut records = Vec::with_capacity(checkpoint.state.len() + checkpoint.positions.len() + 1);
     for change in &checkpoint.state {
-        let value = (!change.records.is_empty()).then(|| encode(&change.records));
+        let value = (!change.records.is_empty()).then(|| encode_room(&change.records));
         records.push((encode(&Key::State(change.key.clone())), value));
     }
     for position in checkpoint.positions.values() {
@@ -71,13 +95,16 @@ pub fn changelog_records(checkpoint: &Checkpoint<StateChange>) -> Vec<(String, O
             next: position.next,
             newest: position.newest,
         };
-        records.push((encode(&key), Some(encode(&value))));
+        records.push((encode(&key), Some(encode(&value).into_bytes())));
     }
     records.push((
         encode(&Key::Progress),
-        Some(encode(&Progress {
-            time: checkpoint.time,
-        })),
+        Some(
+            encode(&Progress {
+                time: checkpoint.time,
+            })
+            .into_bytes(),
+        ),
     ));
     records
 }
@@ -97,16 +124,11 @@ pub fn checkpoint_from_changelog(
     let mut state = Vec::new();
     for (key, value) in latest {
         let Some(value) = value else { continue };
-        let parsed: Key = serde_json::from_slice(&key).with_context(|| {
-            format!("unreadable changelog key {}", String::from_utf8_lossy(&key))
-        })?;
+        let parsed: Key =
+            serde_json::from_slice(&key).map_err(|error| unreadable_key(&key, error))?;
         let context = || format!("unreadable changelog value of {parsed:?}");
         match &parsed {
-            Key::State(_) => {
-                let records: Vec<Checkpointed> =
-                    serde_json::from_slice(&value).with_context(context)?;
-                state.extend(records);
-            }
+            Key::State(_) => state.extend(decode_room(&value).with_context(context)?),
             Key::Position(topic, partition) => {
                 let position: Position = serde_json::from_slice(&value).with_context(context)?;
                 let partition = Partition {
@@ -141,6 +163,23 @@ pub fn checkpoint_from_changelog(
         positions,
         state,
     }))
+}
+
+/// The error for a key that is not one of ours, saying so plainly when it is an earlier
+/// roomflow's.
+fn unreadable_key(key: &[u8], error: serde_json::Error) -> anyhow::Error {
+    let text = String::from_utf8_lossy(key);
+    if serde_json::from_slice::<serde_json::Value>(key)
+        .is_ok_and(|key| key["state"].is_object() && key["state"].get("room").is_none())
+    {
+        return anyhow::anyhow!(
+            "the state changelog holds records of an earlier roomflow, one per aggregate, window \
+             and temperature (e.g. {text}); this version keeps one per room and cannot resume \
+             from them. Finish the job with the version that wrote it, or start this one on a \
+             new group (--group) or state topic (--state-topic)"
+        );
+    }
+    anyhow::Error::new(error).context(format!("unreadable changelog key {text}"))
 }
 
 /// Reads the changelog `topic` back, `read_committed`, to its end.
@@ -208,40 +247,45 @@ mod tests {
         .into()
     }
 
-    fn entries(records: Vec<(String, Option<String>)>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    fn entries(records: Vec<(String, Option<Vec<u8>>)>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         records
             .into_iter()
-            .map(|(key, value)| (key.into_bytes(), value.map(String::into_bytes)))
+            .map(|(key, value)| (key.into_bytes(), value))
             .collect()
     }
 
     #[test]
     fn the_latest_value_of_each_key_is_the_state_of_the_last_commit() {
-        let room_key = StateKey::Room("a".into(), "co2".into());
-        let window_key = StateKey::Window("a".into(), "co2".into(), 0);
-        let temperatures = StateKey::Temperature("a".into(), 7);
+        let room_a = StateKey { room: "a".into() };
+        let room_b = StateKey { room: "b".into() };
         let held = Checkpointed::Temperature {
             room: "a".into(),
             ts: 7,
             value: Fixed(21_000_000),
         };
-        // Mark 10: room a at 1 reading, window 0 open, one temperature held.
+        let other = Checkpointed::Temperature {
+            room: "b".into(),
+            ts: 8,
+            value: Fixed(19_000_000),
+        };
+        // Mark 10: room a at 1 reading, window 0 open, one temperature held; room b one
+        // temperature.
         let first = Checkpoint {
             time: 10,
             positions: position(5),
             state: vec![
-                change(vec![room(1, 5)], room_key.clone()),
-                change(vec![window(0)], window_key.clone()),
-                change(vec![held.clone()], temperatures.clone()),
+                change(vec![room(1, 5), window(0), held.clone()], room_a.clone()),
+                change(vec![other], room_b.clone()),
             ],
         };
-        // Mark 20: room a at 2 readings, window 0 sealed (tombstone); temperatures unchanged.
+        // Mark 20: room a at 2 readings, window 0 sealed, the temperature still held; room b
+        // holds nothing any more (a tombstone).
         let second = Checkpoint {
             time: 20,
             positions: position(9),
             state: vec![
-                change(vec![room(2, 9)], room_key),
-                change(vec![], window_key),
+                change(vec![room(2, 9), held.clone()], room_a),
+                change(vec![], room_b),
             ],
         };
         let mut log = entries(changelog_records(&first));
@@ -254,6 +298,20 @@ mod tests {
         let mut expected = vec![room(2, 9), held];
         expected.sort();
         assert_eq!(state, expected);
+    }
+
+    #[test]
+    fn a_changelog_of_an_earlier_roomflow_is_refused_saying_what_to_do() {
+        let earlier = vec![
+            (
+                br#"{"state":{"Room":["a","co2"]}}"#.to_vec(),
+                Some(br#"[{"Room":{"room":"a","sensor":"co2","count":1,"sum":5}}]"#.to_vec()),
+            ),
+            (br#""progress""#.to_vec(), Some(br#"{"time":10}"#.to_vec())),
+        ];
+        let error = format!("{:#}", checkpoint_from_changelog(earlier).unwrap_err());
+        assert!(error.contains("an earlier roomflow"), "{error}");
+        assert!(error.contains("--state-topic"), "{error}");
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Transactions {
             let record = BaseRecord::with_opaque_to(&self.state_topic, checkpoint.time as usize)
                 .key(key.as_bytes());
             let record = match &payload {
-                Some(payload) => record.payload(payload.as_bytes()),
+                Some(payload) => record.payload(payload.as_slice()),
                 None => record,
             };
             send(&self.producer, &self.deliveries, checkpoint.time, record);
