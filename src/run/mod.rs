@@ -32,7 +32,7 @@ use crate::recovery::changelog::restore;
 use crate::recovery::store::CheckpointStore;
 use crate::sources::validity::ValidRanges;
 use crate::telemetry::health::Health;
-use plan::{ExactlyOnce, JobPlan, Totals};
+use plan::{ExactlyOnce, JobPlan, RestoredState, Totals};
 use worker::JobWorker;
 
 /// The exactly-once state changelog's topic configuration (see where it is created).
@@ -133,7 +133,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         known: discovery.known.clone(),
         resume: Arc::new(resume),
         mongo,
-        restored: Mutex::new(Some(restored)),
+        restored: RestoredState::new(restored, args.workers.workers),
         store: Mutex::new(store),
         stop,
         health,

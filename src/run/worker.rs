@@ -87,18 +87,12 @@ impl<'w> JobWorker<'w> {
             }
         };
         plan.health.beat(index);
-        // The restored state enters just before the checkpoint's time, through worker 0.
+        // The restored state enters just before the checkpoint's time, a share through each
+        // worker (the dataflow routes each record to the worker that owns its room).
         if let Some(mut input) = dataflow.restored.take() {
             input.advance_to(restored_at(plan.resume.time));
-            if index == 0 {
-                let records = plan
-                    .restored
-                    .lock()
-                    .expect("no panics holding the lock")
-                    .take();
-                for record in records.into_iter().flatten() {
-                    input.insert(record);
-                }
+            for record in plan.restored.share(index, worker.peers()) {
+                input.insert(record);
             }
             input.close();
         }
