@@ -8,8 +8,9 @@
 # guarantee, peak RSS and the job's CPU (GNU time: all threads, librdkafka's included), and the
 # broker's CPU beside it.
 # Then the exactly-once restart: the job started again on its group with nothing new to read:
-# its wall time less the idle second, i.e. from process start to reading new messages (fencing,
-# reading the state topic back, restoring the state into the dataflow), with its peak RSS and the
+# from process start to its sources reading partitions (its log's first "reading partitions":
+# fenced, the state topic read back, the restored state handed to the dataflow), and its wall time
+# less the idle second (the restored state applied too, and the exit), with its peak RSS and the
 # number of state records it resumed from (its log); then, COMPACT_WAIT seconds later (default
 # 45: the broker's cleaner compacts the changelog's closed segments meanwhile), the same again.
 # Usage: scripts/bench-scale-kafka.sh [ROOMS...]   (default: 100 100000; READINGS, default
@@ -39,18 +40,22 @@ ticks_hz=$(getconf CLK_TCK)
 broker_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
 run_id=$(date +%s)
 
-# One `roomflow run -w 2` until idle: prints "<rate> <peak MiB> <busy s> <job CPU s> <broker CPU s>".
+# One `roomflow run -w 2` until idle: prints "<rate> <peak MiB> <busy s> <job CPU s> <broker CPU s>
+# <s from start to reading partitions>" (the last from its log's first "reading partitions").
 job() { # topic group guarantee log
-  local b0 b1 rss user sys wall busy
+  local b0 b1 rss user sys wall busy started first reading
   b0=$(broker_ticks)
+  started=$(date +%s%3N)
   /usr/bin/time -f '%M %U %S %e' -o "$dir/time" "$bin" run --topics "$1" --group "$2" \
     --alpha-topic "alpha-$2" --dead-letter-topic "dead-$2" --alpha-guarantee "$3" \
     --exit-when-idle 1s -w 2 "${extra[@]}" 2>"$4" >/dev/null
   b1=$(broker_ticks)
   read -r rss user sys wall <"$dir/time"
   busy=$(echo "$wall - 1" | bc -l)
+  first=$(grep -m1 'reading partitions' "$4" | cut -d' ' -f1)
+  reading=$(echo "($(date -d "$first" +%s%3N) - $started) / 1000" | bc -l)
   echo "$(echo "$readings / $busy" | bc) $(( rss / 1024 )) $busy $(echo "$user + $sys" | bc -l) \
-$(echo "($b1 - $b0) / $ticks_hz" | bc -l | xargs printf '%.2f')"
+$(echo "($b1 - $b0) / $ticks_hz" | bc -l | xargs printf '%.2f') $reading"
 }
 
 declare -A topic_of
@@ -70,24 +75,24 @@ for guarantee in $guarantees; do
   base=
   for rooms in "${rooms_list[@]}"; do
     group="g-$run_id-$guarantee-r$rooms"
-    read -r rate rss busy cpu broker < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/run-$guarantee-$rooms.log")
+    read -r rate rss busy cpu broker _ < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/run-$guarantee-$rooms.log")
     [[ -n "$base" ]] || base=$rate
     printf '  %9d  %12d  %8.0f%%  %6d MiB  %8.2f  %8.2fs  %ss\n' "$rooms" "$rate" \
       "$(echo "$rate * 100 / $base" | bc -l)" "$rss" "$busy" "$cpu" "$broker"
     if [[ "$guarantee" == exactly-once ]]; then
-      read -r _ rss busy cpu broker < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/restart-$rooms.log")
+      read -r _ rss busy cpu broker reading < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/restart-$rooms.log")
       records=$(grep -o 'records=[0-9]*' "$dir/restart-$rooms.log" | head -1 | cut -d= -f2)
       offset=$(grep -o 'messages=[0-9]*' "$dir/restart-$rooms.log" | head -1 | cut -d= -f2)
-      printf '  %9s  restart with nothing new: %.2f s to reading, %d MiB peak, CPU %.2f s, %s state records (%s changelog messages read)\n' \
-        "" "$busy" "$rss" "$cpu" "${records:-?}" "${offset:-?}"
+      printf '  %9s  restart with nothing new: %.2f s to reading partitions, %.2f s to idle (restored, exited: wall less the idle second), %d MiB peak, CPU %.2f s, %s state records (%s changelog messages read)\n' \
+        "" "$reading" "$busy" "$rss" "$cpu" "${records:-?}" "${offset:-?}"
       if (( ${COMPACT_WAIT:-45} > 0 )); then
         # The broker's cleaner compacts the closed segments of the changelog (checked every 15 s).
         sleep "${COMPACT_WAIT:-45}"
-        read -r _ rss busy cpu broker < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/restart2-$rooms.log")
+        read -r _ rss busy cpu broker reading < <(job "${topic_of[$rooms]}" "$group" "$guarantee" "$dir/restart2-$rooms.log")
         records=$(grep -o 'records=[0-9]*' "$dir/restart2-$rooms.log" | head -1 | cut -d= -f2)
         read_count=$(grep -o 'messages=[0-9]*' "$dir/restart2-$rooms.log" | head -1 | cut -d= -f2)
-        printf '  %9s  again %s s later:        %.2f s to reading, %d MiB peak, CPU %.2f s, %s state records (%s changelog messages read)\n' \
-          "" "${COMPACT_WAIT:-45}" "$busy" "$rss" "$cpu" "${records:-?}" "${read_count:-?}"
+        printf '  %9s  again %s s later:        %.2f s to reading partitions, %.2f s to idle, %d MiB peak, CPU %.2f s, %s state records (%s changelog messages read)\n' \
+          "" "${COMPACT_WAIT:-45}" "$reading" "$busy" "$rss" "$cpu" "${records:-?}" "${read_count:-?}"
       fi
     fi
   done

@@ -10,7 +10,7 @@
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::VecCollection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, Concatenate};
@@ -27,7 +27,8 @@ use crate::windows::WindowAverage;
 use crate::Collections;
 
 /// What happened to one key at one time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "")]
 pub enum KeyChange<R: Record> {
     /// The key now holds this record.
     Upsert(R),
@@ -69,7 +70,7 @@ fn finish<R: Record>((key, record): (R::Key, Option<R>)) -> KeyChange<R> {
 }
 
 /// A change of one of the job's collections, typed: which collection is the variant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CollectionChange {
     /// Of `room_averages`.
     RoomAverages(KeyChange<RoomAverage>),
@@ -80,7 +81,7 @@ pub enum CollectionChange {
 }
 
 /// One change, as every sink receives it: the dataflow time it took effect at, and what changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Dataflow time (tick-aligned event time, epoch ms) of the change.
     pub time: Time,

@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::averages::RoomAverage;
 use crate::deltas::TemperatureDelta;
@@ -21,7 +21,15 @@ pub trait Record: differential_dataflow::ExchangeData + Hash {
     /// The collection's name, as written in outputs.
     const COLLECTION: &'static str;
     /// The key: one value per key at any time.
-    type Key: Clone + Ord + Hash + Debug + Serialize + WriteJson + Send + 'static;
+    type Key: Clone
+        + Ord
+        + Hash
+        + Debug
+        + Serialize
+        + serde::de::DeserializeOwned
+        + WriteJson
+        + Send
+        + 'static;
     /// The output shape, with the derived fields (`avg`, `delta`) computed.
     type Json<'a>: Serialize + WriteJson
     where
@@ -36,7 +44,7 @@ pub trait Record: differential_dataflow::ExchangeData + Hash {
 }
 
 /// Key of `room_averages`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RoomSensorKey {
     /// The room.
     pub room: Name,
@@ -79,7 +87,7 @@ impl Record for RoomAverage {
 }
 
 /// Key of `window_averages`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WindowKey {
     /// The room.
     pub room: Name,
@@ -127,7 +135,7 @@ impl Record for WindowAverage {
 }
 
 /// Key of `temperature_deltas`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RoomTimeKey {
     /// The room.
     pub room: Name,

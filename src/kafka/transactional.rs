@@ -10,7 +10,6 @@
 //! until the worker loop (`recovery/transactions.rs`) has committed the transaction with the
 //! mark's checkpoint and begun the next one.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -19,7 +18,7 @@ use std::time::Duration;
 
 use rdkafka::producer::Producer;
 use roomflow_dataflows::sized::MapSized;
-use roomflow_dataflows::{HeldByTime, Time};
+use roomflow_dataflows::{Change, HeldByTime, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -128,17 +127,14 @@ impl TransactionState {
     }
 }
 
-/// What the sink receives, routed to the first worker (changes are encoded where they are
-/// formed).
+/// What the sink receives, routed to the first worker.
+///
+/// Changes travel and wait typed, and are encoded as they are produced: a time is held until it
+/// is complete, and while a portfolio catches up a time holds a million changes (100,000 rooms:
+/// 800 MB held as encoded keys and envelopes, 64 bytes each typed).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Outgoing {
-    Change {
-        /// Borrowed on the worker that formed it (no allocation per change); owned only when
-        /// it crossed from another process.
-        collection: Cow<'static, str>,
-        key: String,
-        line: String,
-    },
+    Change(Change),
     Rejected(Rejected),
     Mark,
 }
@@ -155,18 +151,13 @@ pub fn transactional_sink<'s>(
 ) {
     let scope = changes.scope();
     let streams = vec![
-        changes.map_sized(|change| {
-            let (key, line) = change.message();
-            Outgoing::Change {
-                collection: Cow::Borrowed(change.collection()),
-                key,
-                line,
-            }
-        }),
+        changes.map_sized(Outgoing::Change),
         rejected.map_sized(Outgoing::Rejected),
         marks.map_sized(|_| Outgoing::Mark),
     ];
     let mut held: HeldByTime<Outgoing> = HeldByTime::default();
+    // A change's message key and envelope, encoded into the same buffers each time.
+    let (mut key, mut line) = (Vec::new(), Vec::new());
     // The worker loop wakes the sink after a commit.
     let activator_slot = state.clone();
     scope
@@ -218,21 +209,13 @@ pub fn transactional_sink<'s>(
                         let (_, (), items) = held.pop_complete(frontier).expect("complete");
                         for item in items {
                             match item {
-                                Outgoing::Change {
-                                    collection,
-                                    key,
-                                    line,
-                                } => {
+                                Outgoing::Change(change) => {
+                                    change.write_message(&mut key, &mut line);
                                     produce_change(
-                                        producer,
-                                        deliveries,
-                                        &topics,
-                                        time,
-                                        key.as_bytes(),
-                                        line.as_bytes(),
+                                        producer, deliveries, &topics, time, &key, &line,
                                     );
                                     state.sink.changes += 1;
-                                    state.sink.count_change(collection_name(&collection));
+                                    state.sink.count_change(change.collection());
                                 }
                                 Outgoing::Rejected(rejected) => {
                                     if produce_dead_letter(
@@ -253,14 +236,4 @@ pub fn transactional_sink<'s>(
                 }
             },
         );
-}
-
-/// The counters are labelled by collection name; the three names are static.
-fn collection_name(name: &str) -> &'static str {
-    match name {
-        "room_averages" => "room_averages",
-        "window_averages" => "window_averages",
-        "temperature_deltas" => "temperature_deltas",
-        _ => "unknown",
-    }
 }
