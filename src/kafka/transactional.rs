@@ -135,7 +135,8 @@ impl TransactionState {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Outgoing {
     Change(Change),
-    Rejected(Rejected),
+    /// Boxed: a rejected input is rare, and its strings would make every held change as large.
+    Rejected(Box<Rejected>),
     Mark,
 }
 
@@ -152,7 +153,7 @@ pub fn transactional_sink<'s>(
     let scope = changes.scope();
     let streams = vec![
         changes.map_sized(Outgoing::Change),
-        rejected.map_sized(Outgoing::Rejected),
+        rejected.map_sized(|rejected| Outgoing::Rejected(Box::new(rejected))),
         marks.map_sized(|_| Outgoing::Mark),
     ];
     let mut held: HeldByTime<Outgoing> = HeldByTime::default();
@@ -236,4 +237,19 @@ pub fn transactional_sink<'s>(
                 }
             },
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_change_is_as_small_as_the_change() {
+        // A catching-up portfolio holds a million of them per time (see `Outgoing`).
+        assert!(std::mem::size_of::<Change>() <= 64);
+        assert_eq!(
+            std::mem::size_of::<Outgoing>(),
+            std::mem::size_of::<Change>()
+        );
+    }
 }
