@@ -13,6 +13,10 @@
 # less the idle second (the restored state applied too, and the exit), with its peak RSS and the
 # number of state records it resumed from (its log); then, COMPACT_WAIT seconds later (default
 # 45: the broker's cleaner compacts the changelog's closed segments meanwhile), the same again.
+# With MONGO=1, last: the job at-least-once with --mongo (the nx-27017 stand-in, scripts/mongo.sh)
+# over the first MONGO_READINGS (default 400,000) readings of the largest file, until idle; then
+# restarted on its MongoDB checkpoint with nothing new: time to reading partitions, CPU (the
+# stand-in's wall time says nothing of roomflow's), peak RSS, state records, documents rewritten.
 # Usage: scripts/bench-scale-kafka.sh [ROOMS...]   (default: 100 100000; READINGS, default
 #        2000000; GUARANTEES, default "at-least-once exactly-once"; extra run flags as RUN_FLAGS)
 set -euo pipefail
@@ -34,7 +38,14 @@ scripts/kafka.sh stop >/dev/null 2>&1 || true
 rm -rf "$KAFKA_STATE"
 scripts/kafka.sh start
 broker_pid=$(cat "$KAFKA_STATE/kafka.pid")
-trap 'scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+stop_services() {
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  if [[ "${MONGO:-0}" == 1 ]]; then
+    MONGO_PORT=$mongo_port MONGO_STATE="$dir/mongo" scripts/mongo.sh stop >/dev/null 2>&1 || true
+  fi
+}
+mongo_port=${BENCH_MONGO_PORT:-27231}
+trap stop_services EXIT
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 ticks_hz=$(getconf CLK_TCK)
 broker_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
@@ -97,3 +108,30 @@ for guarantee in $guarantees; do
     fi
   done
 done
+
+[[ "${MONGO:-0}" == 1 ]] || exit 0
+largest=${rooms_list[-1]}
+mongo_readings=${MONGO_READINGS:-400000}
+echo "== run -w 2 --mongo (at-least-once, MongoDB checkpoints), $mongo_readings readings of $largest rooms, then a restart"
+MONGO_PORT=$mongo_port MONGO_STATE="$dir/mongo" scripts/mongo.sh start >/dev/null
+uri="mongodb://127.0.0.1:$mongo_port"
+head -n "$mongo_readings" "$inputs/r$largest-n$readings.jsonl" >"$dir/mongo-input.jsonl"
+topic="scale-$run_id-mongo"
+"$bin" publish "$dir/mongo-input.jsonl" --topic "$topic" --partitions 4 --progress never
+mongo_job() { # log: prints "<peak MiB> <CPU s> <wall s> <s to reading partitions>"
+  local started first rss user sys wall
+  started=$(date +%s%3N)
+  /usr/bin/time -f '%M %U %S %e' -o "$dir/time" "$bin" run --topics "$topic" --group "g-$run_id-mongo" \
+    --alpha-topic "alpha-$run_id-mongo" --dead-letter-topic "dead-$run_id-mongo" --mongo "$uri" \
+    --mongo-db "g-$run_id-mongo" --checkpoint-interval 60s --exit-when-idle 2s -w 2 2>"$1" >/dev/null
+  read -r rss user sys wall <"$dir/time"
+  first=$(grep -m1 'reading partitions' "$1" | cut -d' ' -f1)
+  echo "$(( rss / 1024 )) $(echo "$user + $sys" | bc -l) $wall $(echo "($(date -d "$first" +%s%3N) - $started) / 1000" | bc -l)"
+}
+read -r rss cpu wall _ < <(mongo_job "$dir/mongo-run.log")
+printf '  first run: %s s wall (the stand-in), job CPU %.2f s, peak %d MiB, %s\n' "$wall" "$cpu" "$rss" \
+  "$(grep -o 'mongo_documents=[0-9]*' "$dir/mongo-run.log")"
+read -r rss cpu wall reading < <(mongo_job "$dir/mongo-restart.log")
+printf '  restart with nothing new: %.2f s to reading partitions, job CPU %.2f s, peak %d MiB, %s state records, %s\n' \
+  "$reading" "$cpu" "$rss" "$(grep -o 'records=[0-9]*' "$dir/mongo-restart.log" | head -1 | cut -d= -f2)" \
+  "$(grep -o 'mongo_documents=[0-9]*' "$dir/mongo-restart.log")"
