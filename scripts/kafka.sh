@@ -11,6 +11,8 @@
 #
 # Needs a JDK 17+ (java, on PATH or in JAVA_HOME) and Maven 3.8+ (mvn). Environment:
 #   KAFKA_PORT           the client listener (default 9092); the controller uses KAFKA_PORT+1
+#   KAFKA_HOST           the address the client listener binds and advertises (default 127.0.0.1;
+#                        e.g. a bridge's address, for clients in network namespaces)
 #   KAFKA_STATE          log directory, pid and the broker's own log (default target/kafka)
 #   KAFKA_HEAP           the broker's heap (default 512m)
 #   KAFKA_START_TIMEOUT  seconds to wait for the first metadata answer (default 60)
@@ -27,6 +29,7 @@ cd "$(dirname "$0")/.."
 env_version() { sed -n 's/^KAFKA_VERSION=//p' .env; }
 VERSION="${KAFKA_VERSION:-$(env_version)}"
 PORT="${KAFKA_PORT:-9092}"
+HOST="${KAFKA_HOST:-127.0.0.1}"
 CONTROLLER_PORT="$((PORT + 1))"
 CACHE="${ROOMFLOW_CACHE:-$HOME/.cache/roomflow}"
 ROOT="$CACHE/kafka-$VERSION"
@@ -80,12 +83,12 @@ running() {
   kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'
 }
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+listening() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # Answers a metadata request within $1 seconds (a JDK runs the probe from source).
 answers() {
   "$JAVA" -Dlog4j2.level=OFF -Dlog4j2.StatusLogger.level=OFF -cp "$ROOT/libs/*" \
-    deploy/kafka/Ready.java "127.0.0.1:$PORT" "$1"
+    deploy/kafka/Ready.java "$HOST:$PORT" "$1"
 }
 
 # A CA of its own and the broker's key and certificate (for 127.0.0.1 and localhost), signed by
@@ -114,7 +117,7 @@ make_certificates() {
 }
 
 write_config() {
-  local listeners="PLAINTEXT://127.0.0.1:$PORT" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  local listeners="PLAINTEXT://$HOST:$PORT" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [[ -n "$SASL_SSL_PORT" ]]; then
     listeners="$listeners,SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
     protocols="$protocols,SASL_SSL:SASL_SSL"
@@ -159,12 +162,12 @@ EOF
 start() {
   install
   if running; then
-    log "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
+    log "already running (pid $(cat "$PIDFILE")) on $HOST:$PORT"
     return 0
   fi
   for port in "$PORT" "$CONTROLLER_PORT"; do
     if listening "$port"; then
-      log "something else listens on 127.0.0.1:$port: set KAFKA_PORT to another port, or set"
+      log "something else listens on $HOST:$port: set KAFKA_PORT to another port, or set"
       log "KAFKA_BROKERS to use a broker that already runs"
       return 1
     fi
@@ -199,7 +202,7 @@ start() {
   if answers "$TIMEOUT"; then
     if [[ -n "$SASL_SSL_PORT" ]]; then
       "$JAVA" -Dlog4j2.level=OFF -Dlog4j2.StatusLogger.level=OFF -cp "$ROOT/libs/*" \
-        deploy/kafka/ScramUser.java "127.0.0.1:$PORT" "${KAFKA_SCRAM_USER:-roomflow}" || {
+        deploy/kafka/ScramUser.java "$HOST:$PORT" "${KAFKA_SCRAM_USER:-roomflow}" || {
         log "creating the SCRAM user failed; the broker's log is $LOG"
         stop >/dev/null 2>&1 || true
         return 1
@@ -207,7 +210,7 @@ start() {
       log "TLS + SASL/SCRAM-SHA-512 on 127.0.0.1:$SASL_SSL_PORT for user ${KAFKA_SCRAM_USER:-roomflow}" \
         "(CA: $TLS/ca.pem)"
     fi
-    log "Apache Kafka $VERSION answering on 127.0.0.1:$PORT after $((SECONDS - began)) s" \
+    log "Apache Kafka $VERSION answering on $HOST:$PORT after $((SECONDS - began)) s" \
       "(pid $(cat "$PIDFILE"), log $LOG)"
     return 0
   fi
@@ -245,7 +248,7 @@ stop() {
 
 status() {
   if running; then
-    echo "Apache Kafka $VERSION running: pid $(cat "$PIDFILE"), 127.0.0.1:$PORT, data $STATE/data, log $LOG"
+    echo "Apache Kafka $VERSION running: pid $(cat "$PIDFILE"), $HOST:$PORT, data $STATE/data, log $LOG"
   else
     echo "Apache Kafka not running (state $STATE)"
     return 3

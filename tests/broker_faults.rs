@@ -23,6 +23,7 @@ fn the_broker_stopped_and_killed_mid_run_loses_nothing() {
         port: 20_000 + (std::process::id() % 500) as u16 * 2,
         state: dir.path().join("broker"),
         sasl_ssl: None,
+        host: None,
     };
     broker.script("start");
     // The helpers read the broker from KAFKA_BROKERS; this binary holds only this test.

@@ -81,6 +81,7 @@ fn tls_and_scram_carry_the_job_and_no_secret_is_ever_shown() {
         port,
         state: dir.path().join("broker"),
         sasl_ssl: Some((port + 2, KAFKA_PASSWORD.to_string())),
+        host: None,
     };
     broker.script("start");
     // The helpers read alpha back through the plaintext listener; this binary holds one test.

@@ -13,6 +13,8 @@ pub struct Broker {
     /// With `Some((port, password))`, also a TLS + SASL/SCRAM-SHA-512 listener on `port` for the
     /// user `roomflow`.
     pub sasl_ssl: Option<(u16, String)>,
+    /// The address the plaintext listener binds and advertises (`None`: 127.0.0.1).
+    pub host: Option<String>,
 }
 
 impl Broker {
@@ -24,7 +26,11 @@ impl Broker {
 
     /// The plaintext bootstrap address.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!(
+            "{}:{}",
+            self.host.as_deref().unwrap_or("127.0.0.1"),
+            self.port
+        )
     }
 
     /// The CA that signed the TLS listener's certificate.
@@ -50,6 +56,7 @@ impl Broker {
             .env("KAFKA_PORT", self.port.to_string())
             .env("KAFKA_STATE", &self.state)
             .env_remove("KAFKA_SASL_SSL_PORT")
+            .env("KAFKA_HOST", self.host.as_deref().unwrap_or("127.0.0.1"))
             .stdout(Stdio::null());
         if let Some((port, password)) = &self.sasl_ssl {
             script
