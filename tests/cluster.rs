@@ -103,10 +103,12 @@ impl Drop for Network {
         for host in 0..HOSTS {
             let _ = Command::new("ip")
                 .args(["netns", "delete", &self.namespace(host)])
+                .stderr(Stdio::null())
                 .status();
         }
         let _ = Command::new("ip")
             .args(["link", "delete", &format!("{}br", self.id)])
+            .stderr(Stdio::null())
             .status();
     }
 }
