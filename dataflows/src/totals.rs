@@ -116,7 +116,10 @@ where
                                 .give_sized(changes.drain(..));
                         }
                     };
-                    let done = totals.apply_summed(&mut time.rest, chunk, &mut emit);
+                    let done = match &mut time.rest {
+                        Rest::Summed(rest) => totals.apply_summed(rest, chunk, &mut emit),
+                        Rest::Moved { emitted } => totals.emit_moved(emitted, chunk, &mut emit),
+                    };
                     output
                         .session(&time.capability)
                         .give_sized(changes.drain(..));
@@ -143,10 +146,21 @@ where
                     }
                     Held::Summed(updates) => {
                         totals.applied += 1;
+                        let rest = if totals.totals.is_empty() {
+                            // Every key is new (a replay's or a catch-up's first time): the held
+                            // map becomes the totals, rather than filling a second map as large
+                            // (two maps of 8M keys, and the totals' resize, were 2.7 GB of a
+                            // replay of 1,000,000 rooms).
+                            totals.totals = updates;
+                            totals.totals.retain(|_, running| !running.total.is_zero());
+                            Rest::Moved { emitted: 0 }
+                        } else {
+                            Rest::Summed(updates.into_iter())
+                        };
                         applying = Some(Applying {
                             time,
                             capability,
-                            rest: updates.into_iter(),
+                            rest,
                         });
                     }
                 }
@@ -159,15 +173,24 @@ where
 struct Applying<K, R> {
     time: Time,
     capability: Capability<Time>,
-    rest: std::collections::hash_map::IntoIter<K, R>,
+    rest: Rest<K, R>,
+}
+
+/// What is left of a time being applied.
+enum Rest<K, R> {
+    /// Its updates not applied yet.
+    Summed(std::collections::hash_map::IntoIter<K, Running<R>>),
+    /// Its updates became the totals (there were none before): the first `emitted` of them, in
+    /// the map's order, are out as changes.
+    Moved { emitted: usize },
 }
 
 /// A time's held updates.
 enum Held<K, R> {
     /// As they came.
     Listed(Vec<(K, R)>),
-    /// Added up per key, once there were many.
-    Summed(FxHashMap<K, R>),
+    /// Added up per key, once there were many (as the totals keep them: see `Rest::Moved`).
+    Summed(FxHashMap<K, Running<R>>),
 }
 
 impl<K, R> Default for Held<K, R> {
@@ -194,11 +217,14 @@ impl<K: Hash + Eq, R: Semigroup> Held<K, R> {
     }
 }
 
-fn add<K: Hash + Eq, R: Semigroup>(summed: &mut FxHashMap<K, R>, key: K, diff: R) {
+fn add<K: Hash + Eq, R: Semigroup>(summed: &mut FxHashMap<K, Running<R>>, key: K, diff: R) {
     match summed.entry(key) {
-        Entry::Occupied(mut slot) => slot.get_mut().plus_equals(&diff),
+        Entry::Occupied(mut slot) => slot.get_mut().total.plus_equals(&diff),
         Entry::Vacant(slot) => {
-            slot.insert(diff);
+            slot.insert(Running {
+                total: diff,
+                touched: 0,
+            });
         }
     }
 }
@@ -277,12 +303,12 @@ impl<K: Hash + Eq + Clone, R: Semigroup + PartialEq + Clone> Totals<K, R> {
     /// `applied` once, before its first call.
     fn apply_summed(
         &mut self,
-        rest: &mut impl Iterator<Item = (K, R)>,
+        rest: &mut impl Iterator<Item = (K, Running<R>)>,
         keys: usize,
         emit: &mut impl FnMut((K, R), isize),
     ) -> bool {
         for _ in 0..keys {
-            let Some((key, diff)) = rest.next() else {
+            let Some((key, Running { total: diff, .. })) = rest.next() else {
                 return true;
             };
             if diff.is_zero() {
@@ -308,6 +334,23 @@ impl<K: Hash + Eq + Clone, R: Semigroup + PartialEq + Clone> Totals<K, R> {
             }
         }
         false
+    }
+
+    /// Emits the insertion of the totals' keys from the `emitted`-th on, in the map's order (the
+    /// map does not change meanwhile): a `keys` chunk's worth, or a thirty-second of the map if
+    /// more, so that skipping what is out already costs little. True once all are out.
+    fn emit_moved(
+        &self,
+        emitted: &mut usize,
+        keys: usize,
+        emit: &mut impl FnMut((K, R), isize),
+    ) -> bool {
+        let keys = keys.max(self.totals.len() / 32);
+        for (key, running) in self.totals.iter().skip(*emitted).take(keys) {
+            emit((key.clone(), running.total.clone()), 1);
+        }
+        *emitted += keys;
+        *emitted >= self.totals.len()
     }
 }
 
