@@ -18,7 +18,9 @@
 //! a 1.4 GB replay of 100,000 rooms. A time with many updates is applied a chunk of keys per
 //! activation, the operator activating itself again for the rest: applied at once, all of a
 //! tick's changes were in flight at the same time (800,000 changes, 210 MB in channel containers
-//! of this operator and the partitions after it, at 100,000 rooms), where now a chunk is.
+//! of this operator and the partitions after it, at 100,000 rooms), where now a chunk is. A time
+//! of many keys that finds no totals yet (a replay's or a catch-up's first) does not fill a second
+//! map: its held map, of the totals' entry type, becomes the totals.
 //!
 //! ```
 //! use roomflow_dataflows::totals::running_totals;
