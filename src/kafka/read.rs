@@ -70,10 +70,10 @@ pub fn read_to_end(
 }
 
 /// What [`read_to_end`] does, through librdkafka's batch call (`batch_queue.rs`): a partition's
-/// messages a thousand at a time instead of one per call. The exactly-once state changelog of a
-/// portfolio holds a record per room and sensor: 1.3M at 100,000 rooms, which took 5.6 s one by
-/// one. A message's key and payload are handed to `each` with its partition; a tombstone's
-/// payload is empty.
+/// messages a thousand at a time instead of one per call. A restart reads the whole exactly-once
+/// state changelog: a record per room (100,000 for a portfolio of that size), and when it held a
+/// record per key, 1.3M records took 5.6 s one by one and 2.1 s in batches. A message's key and
+/// payload are handed to `each` with its partition; a tombstone's payload is empty.
 pub fn read_to_end_in_batches(
     mut config: ClientConfig,
     topic: &str,
