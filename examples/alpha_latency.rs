@@ -2,12 +2,14 @@
 //! `temperature_deltas` upsert, takes the time from the reading's event time (which the live
 //! simulator sets to the moment it produces the reading) to the change's produce timestamp.
 //!
-//! `cargo run --release --example alpha_latency -- BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS [committed]`
+//! `cargo run --release --example alpha_latency -- BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS [arrivals|committed]`
 //! (only readings with FROM_MS <= ts < UNTIL_MS count: leave out the warm-up and the stop).
 //!
-//! With `committed`, it is the consumer itself: started before the readings, it reads alpha
-//! `read_committed` as changes arrive and takes the time from the reading's event time to the
-//! moment the change reached it, which for a transactional job includes the wait for the commit.
+//! With `arrivals` or `committed`, it is the consumer itself: started before the readings, it
+//! reads alpha as changes arrive (`committed`: `read_committed`, as downstream of a
+//! transactional job reads) and takes the time from the reading's event time to the moment the
+//! change reached it: what a user sees, with the producer's batching, the broker, the fetch and,
+//! for a transactional job, the wait for the commit.
 
 use std::time::Duration;
 
@@ -17,13 +19,15 @@ use roomflow::kafka::read::read_to_end;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (brokers, topic, from, until, committed) = match &args[..] {
-        [_, brokers, topic, from, until] => (brokers, topic, from, until, false),
-        [_, brokers, topic, from, until, mode] if mode == "committed" => {
-            (brokers, topic, from, until, true)
+    let (brokers, topic, from, until, mode) = match &args[..] {
+        [_, brokers, topic, from, until] => (brokers, topic, from, until, "produced"),
+        [_, brokers, topic, from, until, mode] if mode == "committed" || mode == "arrivals" => {
+            (brokers, topic, from, until, mode.as_str())
         }
         _ => {
-            eprintln!("usage: alpha_latency BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS [committed]");
+            eprintln!(
+                "usage: alpha_latency BROKERS ALPHA_TOPIC FROM_MS UNTIL_MS [arrivals|committed]"
+            );
             std::process::exit(2);
         }
     };
@@ -36,8 +40,13 @@ fn main() {
     let mut slowest: (i64, i64) = (i64::MIN, 0);
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
-    if committed {
-        config.set("isolation.level", "read_committed");
+    if mode != "produced" {
+        let isolation = if mode == "committed" {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        config.set("isolation.level", isolation);
         latencies = arrivals(config, topic, from, until, &mut slowest);
     } else {
         read_to_end(config, topic, Duration::from_secs(600), |message| {
@@ -66,10 +75,10 @@ fn main() {
     println!(
         "latency over {} readings (event time → change {}): p50 {} ms, p99 {} ms, max {} ms (a reading {:.1} s into the window)",
         latencies.len(),
-        if committed {
-            "read by a read_committed consumer"
-        } else {
-            "produced to alpha"
+        match mode {
+            "committed" => "read by a read_committed consumer",
+            "arrivals" => "read by a consumer",
+            _ => "produced to alpha",
         },
         at(0.5),
         at(0.99),

@@ -12,12 +12,17 @@
 #    message per call, as roomflow's source reads; both doing nothing), `roomflow run -w 1` and
 #    `-w 2` (each with its own group and alpha topic, its consumer-lag gauge sampled). BENCH_RUNS rounds (default 2); each job is reported against the
 #    kcat of its own round, with the alpha messages it produced per reading.
-# 2. live: for each rate of BENCH_RATES (default "5000 20000 50000 75000 100000") readings/s, a
-#    fresh topic of 4 partitions fed by `roomflow simulate` for BENCH_SECONDS (default 60) while
-#    `roomflow run -w 2` reads it: the rate the simulator achieved; the latency from each
-#    reading's produce time to its temperature delta produced to alpha (p50/p99/max, the first
-#    10 s left out as warm-up and the last second as the end of the stream); the job's consumer lag (its own gauge, summed over partitions,
-#    sampled every 2 s) at most in each half of the run. A rate is sustained when the simulator
+#    Each job runs once per guarantee of BENCH_GUARANTEES (default "at-least-once exactly-once",
+#    side by side in the same round), with its peak RSS and CPU per reading; the round ends with
+#    exactly-once's rate, CPU per reading and peak RSS as ratios of at-least-once's.
+# 2. live: for each guarantee and each rate of BENCH_RATES (default "5000 20000 50000 75000
+#    100000") readings/s, a fresh topic of 4 partitions fed by `roomflow simulate` for
+#    BENCH_SECONDS (default 60) while `roomflow run -w 2` reads it: the rate the simulator
+#    achieved; the latency a user sees, from each reading's produce time to its temperature
+#    delta's arrival at a consumer outside the job (examples/alpha_latency, started before the
+#    readings, read_committed for exactly-once), p50/p99/max, the first 10 s left out as warm-up
+#    and the last second as the end of the stream; the job's consumer lag (its own gauge, summed
+#    over partitions, sampled every 2 s) at most in each half of the run. A rate is sustained when the simulator
 #    achieved it (≥ 95 %) and the lag of the second half is no higher than the first half's plus
 #    a quarter second of input: the lag is bounded, not growing.
 #
@@ -27,7 +32,8 @@
 #
 # BENCH_ONLY=throughput|sink|live runs one part; BENCH_WORKERS (default "1 2") the job's worker counts;
 # BENCH_METRICS=0 runs the throughput jobs without --metrics (and without sampling the lag), to
-# measure what the instrumentation costs. Extra arguments go to every `roomflow run`
+# measure what the instrumentation costs. BENCH_GUARANTEES="exactly-once" measures one guarantee.
+# Extra arguments go to every `roomflow run`
 # (e.g. --tick 1s). Needs kcat for the baseline (apt-get install kcat); without it the bare
 # consumer is the baseline, which says so. Work files in BENCH_DIR (default target/bench-kafka).
 set -euo pipefail
@@ -65,10 +71,7 @@ BIN=target/release/roomflow
 RUN_ID="$(date +%s)"
 TICKS="$(getconf CLK_TCK)"
 now_ms() { date +%s%3N; }
-# With --alpha-guarantee exactly-once among the arguments, latency is measured as a
-# read_committed consumer sees it.
-EXACTLY_ONCE=0
-for arg in "$@"; do [[ "$arg" == exactly-once ]] && EXACTLY_ONCE=1; done
+GUARANTEES="${BENCH_GUARANTEES:-at-least-once exactly-once}"
 # CPU seconds (user+system) a live process has used so far, in clock ticks.
 ticks_of() { [[ -n "$1" && -r "/proc/$1/stat" ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 broker_ticks() { ticks_of "$BROKER_PID"; }
@@ -96,13 +99,15 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
   messages="$(wc -l <"$INPUT")"
   for round in $(seq "$RUNS"); do
     echo "-- round $round"
-    baseline=0
+    baseline=0 kcat_ticks=0
     if ((HAVE_KCAT)); then
       b0=$(broker_ticks); start=$(now_ms)
-      kcat -C -b "$BROKERS" -t "$TOPIC" -o beginning -e -q -X fetch.wait.max.ms=500 >/dev/null
+      /usr/bin/time -f '%U %S %M' -o "$DIR/kcat-time.txt" \
+        kcat -C -b "$BROKERS" -t "$TOPIC" -o beginning -e -q -X fetch.wait.max.ms=500 >/dev/null
       ms=$(($(now_ms) - start)); b1=$(broker_ticks)
       baseline=$(awk -v n="$messages" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
-      echo "kcat to /dev/null:      $baseline messages/s ($(awk -v ms="$ms" 'BEGIN{printf "%.2f", ms/1000}') s); broker CPU $(broker_cpu $((b1 - b0)) "$ms")"
+      kcat_ticks=$(awk -v hz="$TICKS" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/kcat-time.txt")
+      echo "kcat to /dev/null:      $baseline messages/s ($(awk -v ms="$ms" 'BEGIN{printf "%.2f", ms/1000}') s); kcat CPU $(cpu "$kcat_ticks" "$ms"), peak RSS $(($(awk '{ print $3 }' "$DIR/kcat-time.txt") / 1024)) MiB; broker CPU $(broker_cpu $((b1 - b0)) "$ms")"
     fi
     bare_rate=0
     for mode in batch poll; do
@@ -117,6 +122,8 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
         "$(awk -v a="$rate" -v b="$baseline" 'BEGIN{printf "%.0f", 100*a/b}')" "$(broker_cpu $((b1 - b0)) "$ms")"
     done
     IDLE=1
+    : >"$DIR/round.txt"
+    for guarantee in $GUARANTEES; do
     for workers in ${BENCH_WORKERS:-1 2}; do
       # The job's own lag gauge, sampled while it runs: it must show the backlog (about all of
       # the topic at first), not a false 0.
@@ -128,13 +135,12 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
         (while sleep 0.5; do lag >>"$DIR/lag-throughput.txt"; done) &
         SAMPLER=$!
       fi
-      alpha="bench-alpha-$RUN_ID-r$round-w$workers"
+      name="$RUN_ID-r$round-w$workers-$guarantee"
+      alpha="bench-alpha-$name"
       b0=$(broker_ticks); start=$(now_ms)
-      TIMEFORMAT='%U %S'
-      { time "$BIN" run --topics "$TOPIC" --alpha-topic "$alpha" \
-        --dead-letter-topic "bench-dead-$RUN_ID-r$round-w$workers" --group "bench-$RUN_ID-r$round-w$workers" \
-        --exit-when-idle "${IDLE}s" -w "$workers" "${metrics[@]}" "$@" \
-        2>"$DIR/run.log"; } 2>"$DIR/time.txt"
+      /usr/bin/time -f '%U %S %M' -o "$DIR/time.txt" "$BIN" run --topics "$TOPIC" --alpha-topic "$alpha" \
+        --dead-letter-topic "bench-dead-$name" --group "bench-$name" --alpha-guarantee "$guarantee" \
+        --exit-when-idle "${IDLE}s" -w "$workers" "${metrics[@]}" "$@" 2>"$DIR/run.log"
       end=$(now_ms); b1=$(broker_ticks)
       [[ -z "$SAMPLER" ]] || { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
       # Start to caught up: the wall time without the idle wait at the end (the broker's CPU
@@ -142,11 +148,18 @@ if [[ "$ONLY" == all || "$ONLY" == throughput ]]; then
       busy=$((end - start - IDLE * 1000))
       job_ticks=$(awk -v hz="$TICKS" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/time.txt")
       out=$(count "$alpha" 4)
-      awk -v n="$messages" -v ms="$busy" -v w="$workers" -v base="$baseline" -v bare="$bare_rate" -v out="$out" \
-        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d:     %.0f messages/s (%.0f %% of the baseline, %.0f %% of the faster bare consumer) in %.2f s, %.2f alpha messages per reading", w, r, 100 * r / base, 100 * r / bare, ms / 1000, out / n }' | sed 's/, -0.00 alpha messages per reading/, alpha not counted (no kcat)/'
-      echo "; job CPU $(cpu "$job_ticks" "$busy"), broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
+      rss_kb=$(awk '{ print $3 }' "$DIR/time.txt")
+      awk -v n="$messages" -v ms="$busy" -v w="$workers" -v g="$guarantee" -v base="$baseline" -v bare="$bare_rate" -v out="$out" \
+        'BEGIN { r = n / (ms / 1000); printf "roomflow run -w %d %s: %.0f messages/s (%.0f %% of the baseline, %.0f %% of the faster bare consumer) in %.2f s, %.2f alpha messages per reading", w, g, r, 100 * r / base, 100 * r / bare, ms / 1000, out / n }' | sed 's/, -0.00 alpha messages per reading/, alpha not counted (no kcat)/'
+      echo "; job CPU $(cpu "$job_ticks" "$busy") = $(awk -v t="$job_ticks" -v hz="$TICKS" -v n="$messages" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }') µs per reading ($(awk -v j="$job_ticks" -v k="$kcat_ticks" 'BEGIN { if (k > 0) printf "%.2fx kcat'"'"'s CPU", j / k; else print "kcat not run" }')), peak RSS $((rss_kb / 1024)) MiB; broker CPU $(broker_cpu $((b1 - b0)) "$busy")"
+      echo "$guarantee $workers $busy $job_ticks $rss_kb" >>"$DIR/round.txt"
       [[ -z "$SAMPLER" ]] || echo "  its consumer-lag gauge: at most $(cut -d' ' -f1 "$DIR/lag-throughput.txt" | sort -n | tail -1) messages over $(wc -l <"$DIR/lag-throughput.txt") samples, last $(tail -1 "$DIR/lag-throughput.txt" | cut -d' ' -f1)"
     done
+    done
+    # Exactly-once against at-least-once, same round, same worker count.
+    awk '{ ms[$1" "$2] = $3; cpu[$1" "$2] = $4; rss[$1" "$2] = $5; w[$2] = 1 }
+      END { for (k in w) { a = "at-least-once " k; e = "exactly-once " k
+        if ((a in ms) && (e in ms)) printf "exactly-once / at-least-once, -w %d: rate %.0f %%, CPU per reading %.2fx, peak RSS %.2fx\n", k, 100 * ms[a] / ms[e], cpu[e] / cpu[a], rss[e] / rss[a] } }' "$DIR/round.txt"
   done
 fi
 
@@ -164,24 +177,25 @@ if [[ "$ONLY" == all || "$ONLY" == sink ]]; then
 fi
 
 [[ "$ONLY" == all || "$ONLY" == live ]] || exit 0
+for guarantee in $GUARANTEES; do
 for rate in $RATES; do
-  echo "== live: $rate readings/s offered for $SECONDS_LIVE s, roomflow run -w 2"
-  live="live-$RUN_ID-$rate"
-  alpha="live-alpha-$RUN_ID-$rate"
-  "$BIN" run --topics "$live" --alpha-topic "$alpha" --dead-letter-topic "live-dead-$RUN_ID-$rate" \
-    --group "live-$RUN_ID-$rate" --discover-interval 1s -w 2 --metrics "127.0.0.1:$METRICS_PORT" "$@" \
-    2>"$DIR/live.log" &
+  echo "== live: $rate readings/s offered for $SECONDS_LIVE s, roomflow run -w 2 --alpha-guarantee $guarantee"
+  name="$RUN_ID-$rate-$guarantee"
+  live="live-$name"
+  alpha="live-alpha-$name"
+  "$BIN" run --topics "$live" --alpha-topic "$alpha" --dead-letter-topic "live-dead-$name" \
+    --group "live-$name" --discover-interval 1s -w 2 --metrics "127.0.0.1:$METRICS_PORT" \
+    --alpha-guarantee "$guarantee" "$@" 2>"$DIR/live.log" &
   JOB=$!
   sleep 2
   began=$(now_ms)
-  READER=""
-  if ((EXACTLY_ONCE)); then
-    # A read_committed consumer that times changes as they reach it: visibility waits for the
-    # transaction's commit, which the produce timestamps do not show.
-    target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) \
-      $((began + (SECONDS_LIVE - 1) * 1000)) committed >"$DIR/latency.txt" 2>&1 &
-    READER=$!
-  fi
+  # A consumer outside the job that times changes as they reach it (read_committed for
+  # exactly-once: visibility waits for the transaction's commit).
+  mode=arrivals
+  [[ "$guarantee" == exactly-once ]] && mode=committed
+  target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) \
+    $((began + (SECONDS_LIVE - 1) * 1000)) "$mode" >"$DIR/latency.txt" 2>&1 &
+  READER=$!
   j0=$(ticks_of "$JOB"); b0=$(broker_ticks)
   "$BIN" simulate --topic "$live" --partitions 4 --rooms 100 --rate "$rate" \
     --readings $((rate * SECONDS_LIVE)) --malformed 0 --out-of-order 0 --late 0 2>"$DIR/simulate.log" &
@@ -204,12 +218,8 @@ for rate in $RATES; do
   # Readings of the simulator's last second are left out too: the newest tick of a stream that
   # stops stays open until the job is stopped (nothing newer completes it), which says nothing
   # about the latency of a stream that goes on.
-  if [[ -n "$READER" ]]; then
-    wait "$READER" || true
-    latency=$(cat "$DIR/latency.txt")
-  else
-    latency=$(target/release/examples/alpha_latency "$BROKERS" "$alpha" $((began + 10000)) $((began + (SECONDS_LIVE - 1) * 1000)) 2>&1 || true)
-  fi
+  wait "$READER" || true
+  latency=$(cat "$DIR/latency.txt")
   read -r first second <<<"$(awk -v half=$((wall / 2)) '$1 < half { if ($2 > a) a = $2 } $1 >= half { if ($2 > b) b = $2 } END { print a + 0, b + 0 }' "$DIR/lag.txt")"
   verdict=$(awk -v r="$rate" -v got="$achieved" -v a="$first" -v b="$second" \
     'BEGIN { if (got < 0.95 * r) print "not sustained: the simulator achieved only " got "/s"; else if (b > a + r / 4) print "not sustained: lag grows"; else print "sustained" }')
@@ -218,4 +228,5 @@ for rate in $RATES; do
   echo "consumer lag at most $first messages in the first half, $second in the second: $verdict;" \
     "one partition's at most $(awk '$3 > m { m = $3 } END { print m + 0 }' "$DIR/lag.txt")"
   echo "job CPU $(cpu $((j1 - j0)) "$wall"), broker CPU $(broker_cpu $((b1 - b0)) "$wall")"
+done
 done

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use roomflow::cli::{Cli, Command};
+use roomflow::run::error::{JobError, FENCED_EXIT_STATUS};
 use roomflow::telemetry::logging::{self, LogFormat};
 
 // glibc's allocator fragments under the churn of many short-lived batches: resident memory crept
@@ -31,7 +32,16 @@ fn main() -> std::process::ExitCode {
             } else {
                 eprintln!("error: {error:#}");
             }
-            std::process::ExitCode::FAILURE
+            // A job fenced by a newer copy of itself says so in its status: restarting it would
+            // only fence the other (docs/operations.md).
+            let fenced = error
+                .downcast_ref::<JobError>()
+                .is_some_and(JobError::is_fenced);
+            if fenced {
+                std::process::ExitCode::from(FENCED_EXIT_STATUS)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -30,8 +30,6 @@
 //! - `feed.rs`: the canonical reading message and the producer `publish` and `simulate` feed
 //!   sensor topics with.
 //! - `read.rs`: reading a whole topic once to its end (tools, examples and tests).
-//! - `transactional.rs`: exactly-once output: the transactional producer and the sink that stops
-//!   at each mark until its transaction is committed.
 //! - `sink.rs`: producing changes to the alpha topic and rejected input to the dead-letter
 //!   topic, tracking which dataflow times the broker has acknowledged.
 
@@ -51,4 +49,3 @@ pub mod sink;
 pub mod source;
 pub mod source_options;
 pub mod topics;
-pub mod transactional;

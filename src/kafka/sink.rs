@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram, Counter, Histogram};
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -30,17 +31,44 @@ use super::config::KafkaArgs;
 use crate::streams::{ChangeStream, RejectKind, Rejected, RejectedStream};
 use crate::telemetry::catalog;
 
+/// Why a message could not be produced, for good.
+#[derive(Clone, Debug)]
+pub enum DeliveryFailure {
+    /// The broker refused it (retries exhausted, message too large, not authorized, ...).
+    Refused {
+        /// The topic it was for.
+        topic: String,
+        /// What librdkafka reported.
+        error: KafkaError,
+    },
+    /// The producer cannot take it: it failed for good (e.g. fenced), or refused the message
+    /// before sending it.
+    NotSent {
+        /// What librdkafka reported.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryFailure::Refused { topic, error } => write!(f, "to topic `{topic}`: {error}"),
+            DeliveryFailure::NotSent { reason } => write!(f, "cannot produce: {reason}"),
+        }
+    }
+}
+
 /// Messages produced and not yet acknowledged, per dataflow time (with when its first message
 /// was sent), and the first failure.
 pub struct Deliveries {
     outstanding: Mutex<BTreeMap<Time, (u64, Instant)>>,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<DeliveryFailure>>,
     /// From a time's first message to its last acknowledgement.
     batch_seconds: Histogram,
 }
 
 impl Deliveries {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Deliveries {
             outstanding: Mutex::default(),
             failure: Mutex::default(),
@@ -80,11 +108,17 @@ impl Deliveries {
     }
 
     /// The first delivery that failed for good, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<DeliveryFailure> {
         self.failure
             .lock()
             .expect("no panics holding the lock")
             .clone()
+    }
+
+    /// Records `failure`, unless one is recorded already.
+    fn fail(&self, failure: impl FnOnce() -> DeliveryFailure) {
+        let mut first = self.failure.lock().expect("no panics holding the lock");
+        first.get_or_insert_with(failure);
     }
 }
 
@@ -106,11 +140,11 @@ impl ProducerContext for DeliveryTracker {
 
     fn delivery(&self, result: &DeliveryResult<'_>, time: usize) {
         if let Err((error, message)) = result {
-            let mut failure = self.0.failure.lock().expect("no panics holding the lock");
-            if failure.is_none() {
-                use rdkafka::message::Message;
-                *failure = Some(format!("to topic `{}`: {error}", message.topic()));
-            }
+            use rdkafka::message::Message;
+            self.0.fail(|| DeliveryFailure::Refused {
+                topic: message.topic().to_string(),
+                error: error.clone(),
+            });
             // Leave it outstanding: its time is never acknowledged, so its offsets are never
             // committed, and the job stops with the failure.
             return;
@@ -123,7 +157,7 @@ impl ProducerContext for DeliveryTracker {
 pub type AlphaProducer = ThreadedProducer<DeliveryTracker>;
 
 /// Creates a worker's producer: idempotent, every in-sync replica acknowledging.
-pub fn producer(kafka: &KafkaArgs) -> anyhow::Result<(AlphaProducer, Arc<Deliveries>)> {
+pub fn producer(kafka: &KafkaArgs) -> Result<(AlphaProducer, Arc<Deliveries>), KafkaError> {
     let deliveries = Arc::new(Deliveries::new());
     let producer = kafka
         .client_config(&[
@@ -170,7 +204,7 @@ impl SinkState {
     }
 
     /// Counts a change of `collection`.
-    pub(super) fn count_change(&mut self, collection: &'static str) {
+    pub(crate) fn count_change(&mut self, collection: &'static str) {
         if let Some(counter) = self.changes_out.get(collection) {
             counter.increment(1);
             return;
@@ -252,7 +286,7 @@ pub fn kafka_sink<'s>(
 }
 
 /// Produces one change (its message key and envelope line) to alpha, at `time`.
-pub(super) fn produce_change(
+pub(crate) fn produce_change(
     producer: &AlphaProducer,
     deliveries: &Deliveries,
     topics: &SinkTopics,
@@ -268,7 +302,7 @@ pub(super) fn produce_change(
 
 /// Produces a rejected message to the dead-letter topic as it came, with `roomflow.*` headers
 /// saying why and where from; whether there was one (rejected lines of files have no message).
-pub(super) fn produce_dead_letter(
+pub(crate) fn produce_dead_letter(
     producer: &AlphaProducer,
     deliveries: &Deliveries,
     topics: &SinkTopics,
@@ -336,22 +370,16 @@ pub fn send<K, P>(
                 // Backpressure: librdkafka's queue is full until the broker acknowledges more;
                 // unless the producer failed for good (e.g. fenced), when it never drains.
                 if let Some((_, reason)) = producer.client().fatal_error() {
-                    let mut failure = deliveries
-                        .failure
-                        .lock()
-                        .expect("no panics holding the lock");
-                    failure.get_or_insert_with(|| format!("cannot produce: {reason}"));
+                    deliveries.fail(|| DeliveryFailure::NotSent { reason });
                     return;
                 }
                 record = back;
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((error, _)) => {
-                let mut failure = deliveries
-                    .failure
-                    .lock()
-                    .expect("no panics holding the lock");
-                failure.get_or_insert_with(|| format!("cannot produce: {error}"));
+                deliveries.fail(|| DeliveryFailure::NotSent {
+                    reason: error.to_string(),
+                });
                 return;
             }
         }
@@ -359,10 +387,8 @@ pub fn send<K, P>(
 }
 
 /// Waits until every message produced is acknowledged, or `timeout`.
-pub fn flush(producer: &AlphaProducer, timeout: Duration) -> anyhow::Result<()> {
-    producer
-        .flush(timeout)
-        .map_err(|error| anyhow::anyhow!("cannot flush the Kafka producer: {error}"))
+pub fn flush(producer: &AlphaProducer, timeout: Duration) -> Result<(), KafkaError> {
+    producer.flush(timeout)
 }
 
 #[cfg(test)]

@@ -14,15 +14,10 @@
 //!   every worker's part of the state.
 //! - `saver.rs`: when the leading worker writes a checkpoint (once every output before it is
 //!   acknowledged, one at a time) and the checkpoint-age gauge.
-//! - `changelog.rs`: exactly-once runs keep their checkpoints in a compacted Kafka topic instead,
-//!   written inside the alpha transactions: its records, and reading it back.
-//! - `transactions.rs`: committing those transactions at each mark.
 //! - `store.rs`: writing checkpoints to the `_checkpoints` collection atomically, and loading the
 //!   latest at start.
 
-pub mod changelog;
 pub mod checkpoint;
 pub mod gather;
 pub mod saver;
 pub mod store;
-pub mod transactions;

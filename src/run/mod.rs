@@ -7,9 +7,14 @@
 //!   and the closing line.
 //! - `plan.rs`: what every worker is given ([`plan::JobPlan`]) and the totals they add up.
 //! - `dataflow.rs`: the job's dataflow, built by one function that returns its handles.
+//! - `durability.rs`: the job's guarantee as one type, a variant per guarantee: what it adds to
+//!   the dataflow, what it does between steps and at the end.
+//! - `error.rs`: why the job stops, typed.
 //! - `worker.rs`: a worker's loop as a type: start, step, finish.
 
 pub mod dataflow;
+pub mod durability;
+pub mod error;
 pub mod plan;
 pub mod worker;
 
@@ -22,17 +27,18 @@ use anyhow::{bail, Context};
 use roomflow_dataflows::{Checkpointed, Settings};
 
 use crate::cli::{AlphaGuarantee, RunArgs};
+use crate::exactly_once::changelog::restore;
+use crate::exactly_once::producer::transactional_producer;
 use crate::kafka::discovery::{Discovery, TopicSelection};
 use crate::kafka::position::Resume;
 use crate::kafka::sink::SinkTopics;
 use crate::kafka::topics::{ensure_topics, TopicSpec};
-use crate::kafka::transactional::transactional_producer;
 use crate::mongo::config::Mongo;
-use crate::recovery::changelog::restore;
 use crate::recovery::store::CheckpointStore;
 use crate::sources::validity::ValidRanges;
 use crate::telemetry::health::Health;
-use plan::{ExactlyOnce, JobPlan, RestoredState, Totals};
+use error::JobError;
+use plan::{ExactlyOncePlan, JobPlan, RestoredState, Totals};
 use worker::JobWorker;
 
 /// The exactly-once state changelog's topic configuration (see where it is created).
@@ -141,7 +147,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         failure: Mutex::new(None),
     });
     let workers_plan = plan.clone();
-    let guards = timely::execute(config, move |worker| -> Result<(), String> {
+    let guards = timely::execute(config, move |worker| -> Result<(), JobError> {
         let result = JobWorker::start(worker, &workers_plan).and_then(|mut job| {
             while job.step()? {}
             job.finish()
@@ -149,7 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // The first failure stops every worker of the process (they would wait for this one),
         // and the failed worker's dataflows go: timely would otherwise step them forever.
         if let Err(error) = &result {
-            workers_plan.fail(error);
+            workers_plan.fail(worker.index(), error);
             for dataflow in worker.installed_dataflows() {
                 worker.drop_dataflow(dataflow);
             }
@@ -158,17 +164,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     })
     .map_err(anyhow::Error::msg)
     .context("cannot start the workers")?;
-    let mut failure = None;
+    let mut panicked = None;
     for result in guards.join() {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => failure = failure.or(Some(error)),
-            Err(panic) => failure = failure.or(Some(format!("a worker failed: {panic}"))),
+        if let Err(panic) = result {
+            panicked = panicked.or(Some(JobError::WorkerPanicked { detail: panic }));
         }
     }
     drop(discovery);
-    if let Some(failure) = failure {
-        bail!(failure);
+    // The first worker's failure is the job's (the others stopped because of it).
+    if let Some(failure) = plan.take_failure().or(panicked) {
+        return Err(failure.into());
     }
     let totals = plan.totals.lock().expect("workers are done");
     tracing::info!(
@@ -242,7 +247,7 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 fn exactly_once_start(
     args: &RunArgs,
     state_topic: &str,
-) -> anyhow::Result<(ExactlyOnce, Resume, Vec<Checkpointed>)> {
+) -> anyhow::Result<(ExactlyOncePlan, Resume, Vec<Checkpointed>)> {
     let producer = if args.workers.process == 0 {
         let (producer, deliveries) = transactional_producer(&args.kafka, &args.group)?;
         Some((Arc::new(producer), deliveries))
@@ -264,7 +269,7 @@ fn exactly_once_start(
             (Resume::default(), Vec::new())
         }
     };
-    let plan = ExactlyOnce {
+    let plan = ExactlyOncePlan {
         state_topic: state_topic.to_string(),
         producer,
     };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use roomflow_dataflows::{Checkpointed, Settings, Time};
 
+use super::error::JobError;
 use crate::kafka::admission::SourceCounts;
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::discovery::Known;
@@ -43,7 +44,7 @@ pub struct JobPlan {
     /// Time between transactions (exactly-once).
     pub commit_interval: Duration,
     /// Exactly-once: the transactional producer (process 0 only) and the state topic.
-    pub exactly_once: Option<ExactlyOnce>,
+    pub exactly_once: Option<ExactlyOncePlan>,
     /// Plausibility ranges.
     pub valid: Arc<ValidRanges>,
     /// The longest message read as a reading (`--max-line-bytes`).
@@ -64,23 +65,33 @@ pub struct JobPlan {
     pub health: Arc<Health>,
     /// What the workers did, added up as each finishes.
     pub totals: Mutex<Totals>,
-    /// The first failure of any worker: the others stop too.
-    pub failure: Mutex<Option<String>>,
+    /// The first failure of any worker of this process, and which: the others stop too.
+    pub failure: Mutex<Option<(usize, JobError)>>,
 }
 
 impl JobPlan {
-    /// Records a worker's failure, unless one is recorded already.
-    pub fn fail(&self, error: &str) {
+    /// Records worker `worker`'s failure, unless one is recorded already.
+    pub fn fail(&self, worker: usize, error: &JobError) {
         let mut failure = self.failure.lock().expect("no panics holding the lock");
-        failure.get_or_insert_with(|| error.to_string());
+        failure.get_or_insert_with(|| (worker, error.clone()));
     }
 
-    /// Another worker's failure, if any.
-    pub fn failure(&self) -> Option<String> {
+    /// The worker that failed first, if any did.
+    pub fn failed_worker(&self) -> Option<usize> {
         self.failure
             .lock()
             .expect("no panics holding the lock")
-            .clone()
+            .as_ref()
+            .map(|(worker, _)| *worker)
+    }
+
+    /// The first failure, taken once every worker has stopped.
+    pub fn take_failure(&self) -> Option<JobError> {
+        self.failure
+            .lock()
+            .expect("no panics holding the lock")
+            .take()
+            .map(|(_, error)| error)
     }
 
     /// How far (dataflow time) a source may run ahead of the end of the dataflow: a few coarse
@@ -114,7 +125,7 @@ impl JobPlan {
 }
 
 /// What an exactly-once job's workers share.
-pub struct ExactlyOnce {
+pub struct ExactlyOncePlan {
     /// The state changelog topic.
     pub state_topic: String,
     /// The job's transactional producer, already fencing earlier ones and in a transaction: on

@@ -1,7 +1,8 @@
 //! One worker of the streaming job: it builds the job's dataflow, feeds the restored state, then
 //! steps the dataflow and, between steps, merges what its sinks have had acknowledged, tells the
-//! other workers, commits offsets and (on the leading worker) writes checkpoints; at the end it
-//! flushes, writes the last checkpoint, commits synchronously and adds up its counts.
+//! other workers, and lets the job's guarantee ([`Durability`]) commit what it can; at the end
+//! the guarantee finishes (last acknowledgements, checkpoint, offsets or transaction) and the
+//! worker adds up its counts.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,82 +11,38 @@ use std::time::Duration;
 use roomflow_dataflows::{restored_at, Time};
 use timely::worker::Worker;
 
-use super::dataflow::{build_job_dataflow, AlphaSink, JobClients, JobDataflow, Recovery};
+use super::dataflow::{build_job_dataflow, JobClients, JobDataflow};
+use super::durability::Durability;
+use super::error::JobError;
 use super::plan::JobPlan;
-use crate::kafka::committer::{OffsetCommitter, COMMIT_INTERVAL};
 use crate::kafka::config::QuietEof;
 use crate::kafka::coordination::{Coordination, CoordinationView, Report};
-use crate::kafka::sink::{flush, producer};
-use crate::kafka::transactional::TransactionState;
-use crate::recovery::saver::CheckpointSaver;
-use crate::recovery::transactions::Transactions;
 
 /// How long a worker parks when nothing is ready.
 const PARK: Duration = Duration::from_millis(10);
-
-/// How long the end waits for the producer's last acknowledgements.
-const FINAL_FLUSH: Duration = Duration::from_secs(30);
 
 /// A worker of the job, built and running.
 pub struct JobWorker<'w> {
     worker: &'w mut Worker,
     plan: &'w JobPlan,
     index: usize,
-    clients: JobClients,
     dataflow: JobDataflow,
     coordination: Coordination,
     view: CoordinationView,
-    /// At-least-once: commits the group's offsets behind acknowledged output.
-    committer: Option<OffsetCommitter>,
-    /// At-least-once, on the leading worker, with `--mongo`.
-    saver: Option<CheckpointSaver>,
-    /// Exactly-once, on the leading worker.
-    transactions: Option<Transactions>,
+    /// The job's guarantee, as this worker drives it.
+    durability: Durability,
 }
 
 impl<'w> JobWorker<'w> {
     /// Creates the worker's clients, builds its dataflows and feeds the restored state.
-    pub fn start(worker: &'w mut Worker, plan: &'w JobPlan) -> Result<Self, String> {
+    pub fn start(worker: &'w mut Worker, plan: &'w JobPlan) -> Result<Self, JobError> {
         let index = worker.index();
-        let clients = clients(plan, index)?;
+        let clients = clients(plan)?;
+        let durability = Durability::start(plan, &clients.consumer, index)?;
         // Every worker builds its dataflows in the same order: the side dataflow first.
         let coordination = Coordination::new(worker);
         let view = coordination.view();
-        let (mut saver, mut transactions, mut committer) = (None, None, None);
-        let mut dataflow = match &plan.exactly_once {
-            None => {
-                if index == 0 {
-                    let store = plan
-                        .store
-                        .lock()
-                        .expect("no panics holding the lock")
-                        .take();
-                    if let (Some(store), Some(mongo)) = (store, &plan.mongo) {
-                        saver = Some(CheckpointSaver::new(store, mongo.runtime.clone()));
-                    }
-                }
-                committer = Some(OffsetCommitter::new(
-                    clients.consumer.clone(),
-                    COMMIT_INTERVAL,
-                ));
-                let recovery = Recovery::AtLeastOnce(saver.as_ref());
-                build_job_dataflow(worker, plan, &clients, view.clone(), recovery)
-            }
-            Some(exactly_once) => {
-                let state = TransactionState::starting_at(plan.resume.time);
-                if let Some((producer, deliveries)) = &clients.producer {
-                    transactions = Some(Transactions::new(
-                        producer.clone(),
-                        deliveries.clone(),
-                        clients.consumer.clone(),
-                        state.clone(),
-                        exactly_once.state_topic.clone(),
-                    ));
-                }
-                let recovery = Recovery::ExactlyOnce(state, transactions.as_ref());
-                build_job_dataflow(worker, plan, &clients, view.clone(), recovery)
-            }
-        };
+        let mut dataflow = build_job_dataflow(worker, plan, &clients, view.clone(), &durability);
         plan.health.beat(index);
         // The restored state enters just before the checkpoint's time, a share through each
         // worker (the dataflow routes each record to the worker that owns its room).
@@ -100,52 +57,34 @@ impl<'w> JobWorker<'w> {
             worker,
             plan,
             index,
-            clients,
             dataflow,
             coordination,
             view,
-            committer,
-            saver,
-            transactions,
+            durability,
         })
     }
 
     /// Steps the dataflow once and does the bookkeeping between steps; `Ok(false)` once every
     /// worker's source has stopped and all their output is acknowledged.
-    pub fn step(&mut self) -> Result<bool, String> {
+    pub fn step(&mut self) -> Result<bool, JobError> {
         self.worker.step_or_park(Some(PARK));
         let health = &self.plan.health;
         health.beat(self.index);
         if self.plan.stop.load(Ordering::Relaxed) {
             health.stopping();
         }
-        if let Some(failure) = self.plan.failure() {
+        if let Some(worker) = self.plan.failed_worker() {
+            return Err(JobError::AnotherWorker { worker });
+        }
+        if let Some(failure) = self.durability.failure() {
             return Err(failure);
         }
-        if let Some(failure) = self
-            .transactions
-            .as_ref()
-            .and_then(Transactions::fatal_error)
-        {
-            return Err(failure);
-        }
-        if let Some((_, deliveries)) = &self.clients.producer {
-            if let Some(failure) = deliveries.failure() {
-                return Err(format!("producing failed {failure}; offsets of the unacknowledged changes were not committed"));
-            }
-        }
-        let mut acked = match (&self.dataflow.alpha, &self.clients.producer) {
-            (AlphaSink::AtLeastOnce(state), Some((_, deliveries))) => {
-                state.borrow().acked(deliveries)
-            }
-            (AlphaSink::AtLeastOnce(_), None) => None,
-            (AlphaSink::ExactlyOnce(state), _) => state.borrow().acked(),
-        };
+        let mut acked = self.durability.acked();
         let mut written = None;
         if let Some(mongo) = &self.dataflow.mongo {
             let mut mongo = mongo.borrow_mut();
-            if let Some(failure) = mongo.progress.failure() {
-                return Err(format!("{failure}; the job stops (nothing after the last checkpoint is lost: a restart redoes it)"));
+            if let Some(detail) = mongo.progress.failure() {
+                return Err(JobError::Mongo { detail });
             }
             written = mongo.acked();
             acked = least_acked(acked, written);
@@ -160,44 +99,16 @@ impl<'w> JobWorker<'w> {
         };
         drop(source);
         self.coordination.publish(report);
-        let everyone_acked = self.view.acked();
-        if let Some(saver) = &mut self.saver {
-            saver.step(everyone_acked);
-        }
-        if let Some(transactions) = &mut self.transactions {
-            transactions.step(self.view.written())?;
-        }
-        if let Some(committer) = &mut self.committer {
-            committer.step(
-                everyone_acked,
-                &mut self.dataflow.source.borrow_mut().offsets,
-            );
-        }
+        let offsets = &mut self.dataflow.source.borrow_mut().offsets;
+        self.durability.step(&self.view, offsets)?;
         Ok(!self.view.all_complete())
     }
 
-    /// Flushes the producer, writes the last checkpoint, commits synchronously, lets the other
-    /// workers finish, and adds this worker's counts to the plan's totals.
-    pub fn finish(mut self) -> Result<(), String> {
+    /// Makes the output durable to the end (the guarantee's `finish`), lets the other workers
+    /// finish, and adds this worker's counts to the plan's totals.
+    pub fn finish(mut self) -> Result<(), JobError> {
         self.plan.health.stopping();
-        match &mut self.transactions {
-            // The last mark's transaction is committed (the job completes only then).
-            Some(transactions) => transactions.finish(),
-            None => {
-                if let (Some((producer, _)), None) =
-                    (&self.clients.producer, &self.plan.exactly_once)
-                {
-                    flush(producer, FINAL_FLUSH).map_err(|e| e.to_string())?;
-                }
-            }
-        }
-        // Everything is acknowledged: the newest complete checkpoint can be written.
-        if let Some(saver) = &mut self.saver {
-            saver.finish();
-        }
-        if let Some(committer) = &mut self.committer {
-            committer.finish();
-        }
+        self.durability.finish()?;
         self.coordination.close();
         while self.worker.step_or_park(Some(PARK)) {}
 
@@ -207,7 +118,7 @@ impl<'w> JobWorker<'w> {
         totals.source.readings += counts.readings;
         totals.source.dead_letters += counts.dead_letters;
         totals.source.late += counts.late;
-        let (changes, dead_letters) = self.dataflow.alpha.counts();
+        let (changes, dead_letters) = self.durability.counts();
         totals.changes += changes;
         totals.dead_letter_messages += dead_letters;
         if let Some(mongo) = &self.dataflow.mongo {
@@ -221,9 +132,8 @@ impl<'w> JobWorker<'w> {
     }
 }
 
-/// Creates a worker's Kafka clients: exactly-once, only worker 0 produces, with the job's
-/// transactional producer.
-fn clients(plan: &JobPlan, index: usize) -> Result<JobClients, String> {
+/// Creates a worker's Kafka clients (its producer comes with its [`Durability`]).
+fn clients(plan: &JobPlan) -> Result<JobClients, JobError> {
     let consumer = plan
         .kafka
         .client_config(&[
@@ -244,25 +154,21 @@ fn clients(plan: &JobPlan, index: usize) -> Result<JobClients, String> {
             ("queued.min.messages", "20000"),
         ])
         .create_with_context(QuietEof)
-        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        .map_err(|error| JobError::Client {
+            what: "a Kafka consumer",
+            error,
+        })?;
     let end_probe = plan
         .kafka
         .client_config(&[])
         .create_with_context(QuietEof)
-        .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
-    let producer = match &plan.exactly_once {
-        Some(exactly_once) if index == 0 => exactly_once.producer.clone(),
-        Some(_) => None,
-        None => {
-            let (producer, deliveries) = producer(&plan.kafka)
-                .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-            Some((Arc::new(producer), deliveries))
-        }
-    };
+        .map_err(|error| JobError::Client {
+            what: "a Kafka client",
+            error,
+        })?;
     Ok(JobClients {
         consumer: Arc::new(consumer),
         end_probe: Arc::new(end_probe),
-        producer,
     })
 }
 

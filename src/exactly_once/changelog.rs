@@ -1,5 +1,5 @@
 //! The state changelog of exactly-once runs: a compacted Kafka topic written inside each alpha
-//! transaction (see `kafka/transactional.rs` and `docs/exactly-once.md`), and the checkpoint a
+//! transaction (see the protocol in `mod.rs` and `docs/exactly-once.md`), and the checkpoint a
 //! restart reads back from it.
 //!
 //! | key | value |
@@ -25,11 +25,11 @@ use roomflow_dataflows::{Checkpointed, StateChange, StateKey, Time};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::Checkpoint;
 use crate::kafka::config::KafkaArgs;
 use crate::kafka::discovery::Partition;
 use crate::kafka::position::PartitionPosition;
 use crate::kafka::read::read_to_end_in_batches;
+use crate::recovery::checkpoint::Checkpoint;
 
 /// How long reading the changelog back may take.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,22 +1,14 @@
-//! Exactly-once output (`--alpha-guarantee exactly-once`): one transactional producer, on the
-//! job's first worker, writes every change and dead letter in transactions that each end at a
-//! mark; each transaction also holds the state changes and partition positions as of its mark
-//! (`recovery/changelog.rs`, committed by `recovery/transactions.rs`), so what a read_committed
-//! consumer sees and what a restart resumes from are one atomic thing. The design and its
-//! alternatives: `docs/exactly-once.md`.
-//!
-//! The sink operator holds what it receives by time and produces whole times in order into the
-//! open transaction, until it reaches a time that has a mark: there it stops (the *barrier*)
-//! until the worker loop (`recovery/transactions.rs`) has committed the transaction with the
-//! mark's checkpoint and begun the next one.
+//! The exactly-once sink (see the protocol in `mod.rs`): every worker routes its changes, rejected
+//! input and marks to worker 0, whose operator holds what it receives by time and produces whole
+//! times in order into the open transaction, until it reaches a time that has a mark: there it
+//! stops (the *barrier*) until the worker loop (`commit.rs`) has committed the transaction with
+//! the mark's checkpoint and begun the next one.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rdkafka::producer::Producer;
 use roomflow_dataflows::sized::MapSized;
 use roomflow_dataflows::{Change, HeldByTime, Time};
 use timely::container::CapacityContainerBuilder;
@@ -26,47 +18,10 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Stream;
 use timely::scheduling::Activator;
 
-use super::config::KafkaArgs;
-use super::sink::{
-    produce_change, produce_dead_letter, AlphaProducer, Deliveries, DeliveryTracker, SinkState,
-    SinkTopics,
+use crate::kafka::sink::{
+    produce_change, produce_dead_letter, AlphaProducer, Deliveries, SinkState, SinkTopics,
 };
 use crate::streams::{ChangeStream, Rejected, RejectedStream};
-
-/// How long a commit (or the fencing at start) may take before the job gives up.
-pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The stable transactional id of a job's consumer group: a restarted job (or a second copy)
-/// fences whichever producer used it before.
-pub fn transactional_id(group: &str) -> String {
-    format!("roomflow-{group}")
-}
-
-/// Creates the job's transactional producer and fences any earlier one with the same id
-/// (aborting the transaction it left open), then begins the first transaction.
-pub fn transactional_producer(
-    kafka: &KafkaArgs,
-    group: &str,
-) -> anyhow::Result<(AlphaProducer, Arc<Deliveries>)> {
-    let deliveries = Arc::new(Deliveries::new());
-    let producer: AlphaProducer = kafka
-        .client_config(&[
-            ("transactional.id", &transactional_id(group)),
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("linger.ms", "5"),
-            ("compression.type", "lz4"),
-            ("transaction.timeout.ms", "60000"),
-        ])
-        .create_with_context(DeliveryTracker(deliveries.clone()))?;
-    producer
-        .init_transactions(TRANSACTION_TIMEOUT)
-        .map_err(|error| anyhow::anyhow!("cannot start Kafka transactions: {error}"))?;
-    producer
-        .begin_transaction()
-        .map_err(|error| anyhow::anyhow!("cannot begin a Kafka transaction: {error}"))?;
-    Ok((producer, deliveries))
-}
 
 /// What the transactional sink shares with the worker loop.
 pub struct TransactionState {
@@ -103,6 +58,15 @@ impl TransactionState {
     /// The mark the sink waits at for its transaction's commit.
     pub fn barrier(&self) -> Option<Time> {
         self.barrier
+    }
+
+    /// The sink has produced everything before the mark `mark` and waits there for its
+    /// transaction's commit.
+    pub(crate) fn wait_at(&mut self, mark: Time) {
+        if self.barrier.is_none() {
+            tracing::debug!(time = mark, "alpha waits for its mark's transaction");
+            self.barrier = Some(mark);
+        }
     }
 
     /// The transaction of the `barrier` mark is committed: the sink goes on past it.
@@ -201,10 +165,7 @@ pub fn transactional_sink<'s>(
                         }
                         // A mark at `time`: everything before it is produced; its commit comes first.
                         if state.marks.first() == Some(&time) {
-                            if state.barrier.is_none() {
-                                tracing::debug!(time, "alpha waits for its mark's transaction");
-                                state.barrier = Some(time);
-                            }
+                            state.wait_at(time);
                             break;
                         }
                         let (_, (), items) = held.pop_complete(frontier).expect("complete");
