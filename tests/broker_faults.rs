@@ -43,6 +43,8 @@ fn the_broker_stopped_and_killed_mid_run_loses_nothing() {
     let mut job = Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .args([
             "run",
+            "--alpha-guarantee",
+            "at-least-once",
             "--topics",
             &topic,
             "--alpha-topic",

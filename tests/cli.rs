@@ -132,3 +132,20 @@ fn a_bad_mongodb_uri_is_reported_without_its_password() {
     );
     assert!(!stderr.contains("mongo-secret"), "{stderr}");
 }
+
+#[test]
+fn the_job_is_exactly_once_unless_told_otherwise() {
+    let output = Command::new(env!("CARGO_BIN_EXE_roomflow"))
+        .args(["run", "--help"])
+        .env_remove("ROOMFLOW_ALPHA_GUARANTEE")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    let line = help
+        .lines()
+        .skip_while(|line| !line.contains("--alpha-guarantee"))
+        .take_while(|line| !line.trim_start().starts_with("--commit-interval"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(line.contains("[default: exactly-once]"), "{line}");
+}

@@ -1,4 +1,4 @@
-//! `roomflow run --alpha-guarantee exactly-once` against Apache Kafka (the one `scripts/test.sh`
+//! `roomflow run` exactly-once (the default, run here without the flag) against Apache Kafka (the one `scripts/test.sh`
 //! starts, or `KAFKA_BROKERS`): killed with SIGKILL again and again, on one process or two, or
 //! fenced by a second copy, the job's alpha topic read `read_committed` holds every change
 //! exactly once, in time order per key, and applying it gives `roomflow replay`'s state; every
@@ -58,7 +58,7 @@ impl Run {
                     .args(["-w", &layout.workers.to_string()])
                     .args(["--alpha-topic", &format!("{group}.alpha")])
                     .args(["--dead-letter-topic", &format!("{group}.dead")])
-                    .args(["--brokers", &brokers(), "--alpha-guarantee", "exactly-once"])
+                    .args(["--brokers", &brokers()])
                     .args(["--exit-when-idle", "2s"]);
                 if let Some(hostfile) = hostfile {
                     command.args(["-n", "2", "-p", &process.to_string()]);
@@ -423,7 +423,7 @@ fn when_the_input_pauses_the_last_changes_are_committed_before_any_new_message()
         .args(["run", "--topics", &topic, "-w", "2", "--group", &group])
         .args(["--alpha-topic", &format!("{group}.alpha")])
         .args(["--dead-letter-topic", &format!("{group}.dead")])
-        .args(["--brokers", &brokers(), "--alpha-guarantee", "exactly-once"])
+        .args(["--brokers", &brokers()])
         .env("ROOMFLOW_LOG", "roomflow=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());

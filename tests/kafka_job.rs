@@ -40,6 +40,10 @@ impl Outputs {
             &self.group,
             "--brokers",
             &brokers(),
+            // At-least-once, kept tested now that exactly-once is the default
+            // (tests/exactly_once.rs runs the default).
+            "--alpha-guarantee",
+            "at-least-once",
         ]
         .map(String::from)
         .to_vec()

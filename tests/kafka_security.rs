@@ -153,6 +153,8 @@ fn tls_and_scram_carry_the_job_and_no_secret_is_ever_shown() {
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = arguments(&[
         "run",
+        "--alpha-guarantee",
+        "at-least-once",
         "--topics",
         &topic,
         "--alpha-topic",

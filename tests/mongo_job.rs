@@ -53,6 +53,8 @@ impl Job {
                 let mut command = Command::new(env!("CARGO_BIN_EXE_roomflow"));
                 command
                     .args(["run", "--topics", topic, "--group", group])
+                    // MongoDB checkpoints: the at-least-once job's way to restart exactly.
+                    .args(["--alpha-guarantee", "at-least-once"])
                     .args(["-w", &workers.to_string()]);
                 if let Some(hostfile) = &hostfile {
                     command.args(["-n", "2", "-p", &process.to_string()]);

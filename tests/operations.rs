@@ -90,6 +90,8 @@ fn metrics_count_what_the_job_did_and_logs_are_json_lines() {
     let mut job = Job(std::process::Command::new(env!("CARGO_BIN_EXE_roomflow"))
         .args([
             "run",
+            "--alpha-guarantee",
+            "at-least-once",
             "--topics",
             &topic,
             "-w",

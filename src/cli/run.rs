@@ -133,8 +133,9 @@ pub struct RunArgs {
     #[arg(long, value_parser = duration, default_value = "10s", env = "ROOMFLOW_CHECKPOINT_INTERVAL")]
     pub checkpoint_interval: Duration,
     /// What alpha guarantees: exactly-once (Kafka transactions; consumers read with
-    /// isolation.level=read_committed) or at-least-once (a crash repeats recent changes).
-    #[arg(long, value_enum, default_value_t = AlphaGuarantee::AtLeastOnce, env = "ROOMFLOW_ALPHA_GUARANTEE")]
+    /// isolation.level=read_committed; restarts resume from the job's state topic) or
+    /// at-least-once (a crash repeats recent changes; restarts resume exactly only with --mongo).
+    #[arg(long, value_enum, default_value_t = AlphaGuarantee::ExactlyOnce, env = "ROOMFLOW_ALPHA_GUARANTEE")]
     pub alpha_guarantee: AlphaGuarantee,
     /// With exactly-once: how often a transaction commits (changes become visible to
     /// read_committed consumers at each commit).

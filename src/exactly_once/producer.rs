@@ -37,6 +37,10 @@ pub fn transactional_producer(
             ("transactional.id", &transactional_id(group)),
             ("enable.idempotence", "true"),
             ("acks", "all"),
+            // 5 ms, as the at-least-once producer. A transaction commits once the broker has
+            // acknowledged all of it, and its last messages (the changelog's) wait out this
+            // linger: at 1 ms a commit took 6.2 ms (median) instead of 9.2, but a catch-up ran
+            // about a tenth slower (docs/performance.md).
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
             ("transaction.timeout.ms", "60000"),

@@ -121,6 +121,10 @@ pub fn kafka_source<'s>(
             if let Some(mark) = book.checkpoint_mark(*for_marks.time(), *for_readings.time(), false)
             {
                 marks_output.activate().session(&*for_marks).give(mark);
+                let completed = book.completed_by(mark);
+                if completed > *for_marks.time() {
+                    for_marks.downgrade(&completed);
+                }
             }
 
             let capability = *for_readings.time();

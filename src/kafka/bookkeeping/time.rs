@@ -9,7 +9,12 @@ use timely::dataflow::ProbeHandle;
 
 use super::SourceBookkeeping;
 use crate::kafka::partition::Phase;
-use crate::kafka::source_options::{LastMark, MarkTime};
+use crate::kafka::source_options::{CheckpointTrigger, LastMark, MarkTime};
+
+/// While a partition catches up, a transaction every this many commit intervals: each commit
+/// costs the broker a round of markers on every partition it wrote, however little it holds,
+/// and a backlog's changes wait anyway (fewer, larger transactions: see docs/performance.md).
+const CATCH_UP_MARKS_EVERY: u32 = 10;
 
 /// What [`SourceBookkeeping::last_mark`] decides.
 pub(in crate::kafka) enum LastMarkNow {
@@ -48,18 +53,32 @@ impl SourceBookkeeping {
             Some(closed) => {
                 let newest = self.options.coordination.newest_effect();
                 let unmarked = newest.is_some_and(|newest| self.last_mark.1 <= Some(newest));
-                if !unmarked || now < capability || capability < closed {
+                // What the mark covers once complete: everything before `now`, or, a mark at
+                // progress - 1, before `now + 1` (see `MarkTime::AtProgress`).
+                let covers = self.completed_by(now);
+                if !unmarked || covers < capability || capability < closed {
                     return None;
                 }
-                self.quiet_mark = Some(now);
+                self.quiet_mark = Some(covers);
             }
-            None if self.last_mark.0.elapsed() < trigger.interval => return None,
+            None if self.last_mark.0.elapsed() < self.mark_interval(trigger) => return None,
             None => {}
         }
         tracing::debug!(time = now, "checkpoint mark");
         trigger.in_flight.set(trigger.in_flight.get() + 1);
         self.last_mark = (Instant::now(), Some(now));
         Some(now)
+    }
+
+    /// The time between marks now: the trigger's interval, or, for transactions while one of
+    /// this worker's partitions catches up, [`CATCH_UP_MARKS_EVERY`] of them.
+    fn mark_interval(&self, trigger: &CheckpointTrigger) -> Duration {
+        let catching_up = self.readers.iter().any(|reader| reader.catching_up);
+        if trigger.at == MarkTime::AtProgress && catching_up {
+            trigger.interval * CATCH_UP_MARKS_EVERY
+        } else {
+            trigger.interval
+        }
     }
 
     /// Where the source's last mark goes now that it stops: at once (perhaps no mark at all), or
@@ -85,13 +104,24 @@ impl SourceBookkeeping {
     }
 
     /// Where the marks capability can go, the reading capability being at `capability`: there,
-    /// or no further than the dataflow's progress (see [`MarkTime`]).
+    /// or just before the dataflow's progress (see [`MarkTime`]).
     pub fn marks_target(&self, capability: Time, progress: &ProbeHandle<Time>) -> Time {
         match self.options.checkpoints.as_ref().map(|trigger| trigger.at) {
             Some(MarkTime::AtProgress) => progress
                 .with_frontier(|frontier| frontier.first().copied())
-                .map_or(capability, |done| done.min(capability)),
+                .map_or(capability, |done| done.min(capability))
+                .saturating_sub(1),
             _ => capability,
+        }
+    }
+
+    /// Where the marks capability goes once a mark at `mark` is sent: past it, when marks go
+    /// just before the progress, so that the mark's time completes at once (the progress is
+    /// past it already).
+    pub fn completed_by(&self, mark: Time) -> Time {
+        match self.options.checkpoints.as_ref().map(|trigger| trigger.at) {
+            Some(MarkTime::AtProgress) => mark + 1,
+            _ => mark,
         }
     }
 
