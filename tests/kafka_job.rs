@@ -106,7 +106,7 @@ fn the_alpha_topic_rebuilds_the_replayed_state_and_dead_letters_keep_their_bytes
     let (topic, outputs) = (unique("sensors"), Outputs::new());
     publish(&input, &topic, "4");
     // A small catch-up lag: most of the 5,000 messages per partition are read as a backlog, at
-    // the 60 s catch-up tick instead of the 20 ms tick.
+    // the 60 s catch-up tick instead of the fine live tick (`--tick`, 10 ms).
     run_until_idle(&topic, &outputs, &["--catch-up-lag", "500"]);
 
     let replayed = replayed_state(&[&input], &dir.path().join("replay"));

@@ -192,7 +192,7 @@ fn metrics_count_what_the_job_did_and_logs_are_json_lines() {
         }
     }
     // Caught up and idle: the frontier trails the newest event time by at most the open tick
-    // (20 ms; the test allows 100 ms); a checkpoint is at most as old as the job. Lag 0 comes
+    // (10 ms; the test allows 100 ms); a checkpoint is at most as old as the job. Lag 0 comes
     // first: a worker whose partition just reached its end moves its capability on at its next
     // exchange with the others, and only then does the frontier follow.
     let frontier_deadline = Instant::now() + Duration::from_secs(10);

@@ -95,7 +95,7 @@ pub struct RunArgs {
     /// Granularity of dataflow time: a change reaches the alpha topic once its tick is complete,
     /// so this bounds the latency from below (a coarser tick: fewer versions of each key on
     /// alpha, more latency).
-    #[arg(long, value_parser = duration, default_value = "20ms", env = "ROOMFLOW_TICK")]
+    #[arg(long, value_parser = duration, default_value = "10ms", env = "ROOMFLOW_TICK")]
     pub tick: Duration,
     /// When window_averages emits a window: `updates` (every new version as readings arrive)
     /// or `final` (once, its final value, when the window is sealed: --lateness after it ends).
