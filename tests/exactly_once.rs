@@ -59,7 +59,11 @@ impl Run {
                     .args(["--alpha-topic", &format!("{group}.alpha")])
                     .args(["--dead-letter-topic", &format!("{group}.dead")])
                     .args(["--brokers", &brokers()])
-                    .args(["--exit-when-idle", "2s"]);
+                    .args(["--exit-when-idle", "2s"])
+                    // A catch-up commits every ten intervals (1 s at the default 100 ms): the
+                    // whole fixture is a catch-up, over in a few seconds, and the kills must land
+                    // between commits while it runs, not after it has ended.
+                    .args(["--commit-interval", "20ms"]);
                 if let Some(hostfile) = hostfile {
                     command.args(["-n", "2", "-p", &process.to_string()]);
                     command.args(["-h", hostfile.to_str().unwrap()]);
