@@ -131,8 +131,10 @@ open(dst, "w").write("\n".join(out) + "\n")
 PY
   echo "== restart: $READINGS readings of history, $MORE since the checkpoint"
   "$BIN" publish "$input" --topic "$topic" --partitions 4 --progress never 2>/dev/null
+  # At-least-once: the restart measured is the one from MongoDB checkpoints (exactly-once, the
+  # default, restarts from its state topic).
   job=(run --topics "$topic" --group "bench-$RUN_ID" --alpha-topic "$topic.alpha" --dead-letter-topic "$topic.dead"
-       --mongo "$MONGO_URI" --mongo-db "restart$RUN_ID" -w 2)
+       --mongo "$MONGO_URI" --mongo-db "restart$RUN_ID" -w 2 --alpha-guarantee at-least-once)
   metrics_port="${BENCH_METRICS_PORT:-19698}"
   metric() { # the sum of one metric's samples, or nothing before it appears
     curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v name="$1" '$1 ~ "^"name"({|$)" {sum += $2; seen = 1} END {if (seen) print sum}'

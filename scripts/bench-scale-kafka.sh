@@ -123,7 +123,8 @@ mongo_job() { # log: prints "<peak MiB> <CPU s> <wall s> <s to reading partition
   started=$(date +%s%3N)
   /usr/bin/time -f '%M %U %S %e' -o "$dir/time" "$bin" run --topics "$topic" --group "g-$run_id-mongo" \
     --alpha-topic "alpha-$run_id-mongo" --dead-letter-topic "dead-$run_id-mongo" --mongo "$uri" \
-    --mongo-db "g-$run_id-mongo" --checkpoint-interval 60s --exit-when-idle 2s -w 2 2>"$1" >/dev/null
+    --mongo-db "g-$run_id-mongo" --checkpoint-interval 60s --exit-when-idle 2s -w 2 \
+    --alpha-guarantee at-least-once 2>"$1" >/dev/null
   read -r rss user sys wall <"$dir/time"
   first=$(grep -m1 'reading partitions' "$1" | cut -d' ' -f1)
   echo "$(( rss / 1024 )) $(echo "$user + $sys" | bc -l) $wall $(echo "($(date -d "$first" +%s%3N) - $started) / 1000" | bc -l)"

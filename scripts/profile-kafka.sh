@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where the streaming job's time goes while it catches up: BENCH_READINGS (default 1M) simulated
 # readings of 100 rooms on 4 partitions of the local Apache Kafka (scripts/kafka.sh, fresh, on
-# PROFILE_KAFKA_PORT, default 19620), read from the beginning by `roomflow run` (extra
-# arguments go to it, e.g. -w 2) under `perf record` (cpu-clock samples, call graphs unwound
+# PROFILE_KAFKA_PORT, default 19620), read from the beginning by `roomflow run` (exactly-once,
+# its default; extra arguments go to it, e.g. -w 2 --alpha-guarantee at-least-once) under
+# `perf record` (cpu-clock samples, call graphs unwound
 # with DWARF: the release build keeps line tables), then
 # the profile's top entries: by function (self time) and by the job's stages (inclusive time
 # of the functions that mark them). Needs perf (Debian's linux-perf). Work files in
