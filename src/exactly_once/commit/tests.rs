@@ -116,6 +116,15 @@ fn calls(broker: &Rc<RefCell<Broker>>) -> Vec<String> {
     std::mem::take(&mut broker.borrow_mut().calls)
 }
 
+/// The sink waits at mark 10 and its checkpoint (room `a`, the partition at 7) is assembled.
+fn reach_mark_10(transactions: &Transactions<FakeProducer>, state: &RefCell<TransactionState>) {
+    state.borrow_mut().wait_at(10);
+    transactions
+        .complete_queue()
+        .borrow_mut()
+        .push_back(checkpoint(10, 7));
+}
+
 #[test]
 fn a_transaction_commits_once_its_checkpoint_is_in_and_every_message_is_acknowledged() {
     let (mut transactions, broker, state) = machine();
@@ -155,11 +164,7 @@ fn a_transaction_commits_once_its_checkpoint_is_in_and_every_message_is_acknowle
 #[test]
 fn a_transaction_waits_for_every_mongodb_write_before_its_mark() {
     let (mut transactions, broker, state) = machine();
-    state.borrow_mut().wait_at(10);
-    transactions
-        .complete_queue()
-        .borrow_mut()
-        .push_back(checkpoint(10, 7));
+    reach_mark_10(&transactions, &state);
     // Not every worker has reported; then writes before 9 only (one at 9 may be pending).
     transactions.step(None).unwrap();
     transactions.step(Some(Some(9))).unwrap();
@@ -198,11 +203,7 @@ fn offsets_join_a_transaction_at_most_once_a_second() {
 #[test]
 fn a_fenced_producer_stops_the_job_as_fenced_and_commits_nothing() {
     let (mut transactions, broker, state) = machine();
-    state.borrow_mut().wait_at(10);
-    transactions
-        .complete_queue()
-        .borrow_mut()
-        .push_back(checkpoint(10, 7));
+    reach_mark_10(&transactions, &state);
     transactions.step(Some(None)).unwrap();
     calls(&broker);
     // Fenced while the transaction flushes: its purged messages fail too, but fencing is what
@@ -220,11 +221,7 @@ fn a_fenced_producer_stops_the_job_as_fenced_and_commits_nothing() {
 #[test]
 fn a_refused_message_is_never_committed_past() {
     let (mut transactions, broker, state) = machine();
-    state.borrow_mut().wait_at(10);
-    transactions
-        .complete_queue()
-        .borrow_mut()
-        .push_back(checkpoint(10, 7));
+    reach_mark_10(&transactions, &state);
     transactions.step(Some(None)).unwrap();
     calls(&broker);
     // A message of the transaction was refused; its delivery report ends its flight.
@@ -251,11 +248,7 @@ fn a_refused_commit_stops_the_job_and_says_whether_it_was_fenced() {
     ] {
         let (mut transactions, broker, state) = machine();
         broker.borrow_mut().commit_error = Some(KafkaError::Flush(code));
-        state.borrow_mut().wait_at(10);
-        transactions
-            .complete_queue()
-            .borrow_mut()
-            .push_back(checkpoint(10, 7));
+        reach_mark_10(&transactions, &state);
         transactions.step(Some(None)).unwrap();
         broker.borrow_mut().in_flight = 0;
         let error = transactions.step(Some(None)).unwrap_err();
